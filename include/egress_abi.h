@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: (LGPL-2.1-or-later OR BSD-2-Clause) */
+/*
+ * egress_abi.h - the ABI between the BPF programs (bpf/egress.bpf.c) and the daemon.
+ *
+ * Fixed-width fields only. Every multi-byte field states its byte order and unit.
+ * Changing anything here changes the layout of pinned maps: do it deliberately.
+ */
+#ifndef EGRESS_ABI_H
+#define EGRESS_ABI_H
+
+#include <linux/types.h>
+
+/* ---- Countries ------------------------------------------------------------------------------
+ * Country id (__u16): 0 = unknown (no data, empty code, pseudo-codes ZZ/EU/AP/A1/A2/O1).
+ * An ISO 3166-1 alpha-2 code "XY" (upper case A-Z) has id (X-'A')*26 + (Y-'A') + 1, i.e. 1..676,
+ * so the id is derived from the code alone and is stable across data sets and restarts.
+ */
+#define EGRESS_COUNTRY_UNKNOWN 0
+#define EGRESS_COUNTRY_MAX 677 /* number of ids, 0..676 */
+#define EGRESS_COUNTRY_WORDS 11 /* __u64 words in a country bitset: ceil(677 / 64) */
+
+/* ---- Verdicts, modes, protocols ----------------------------------------------------------- */
+#define EGRESS_VERDICT_ALLOW 0
+#define EGRESS_VERDICT_DENY 1
+#define EGRESS_VERDICT_WOULD_DENY 2 /* monitor mode: would have been denied */
+#define EGRESS_VERDICT_LOCAL 3 /* loopback, link-local, unspecified: always allowed */
+#define EGRESS_VERDICT_COUNT 4
+
+#define EGRESS_MODE_MONITOR 0
+#define EGRESS_MODE_ENFORCE 1
+
+#define EGRESS_UNKNOWN_ALLOW 0
+#define EGRESS_UNKNOWN_DENY 1
+
+#define EGRESS_CIDR_ALLOW 1
+#define EGRESS_CIDR_DENY 2
+
+/* Hook that produced an event. */
+#define EGRESS_HOOK_CONNECT4 1
+#define EGRESS_HOOK_CONNECT6 2
+#define EGRESS_HOOK_SENDMSG4 3
+#define EGRESS_HOOK_SENDMSG6 4
+
+/* ---- Policies ------------------------------------------------------------------------------
+ * Map "policies": BPF_MAP_TYPE_HASH, key __u32 policy id, value struct egress_policy.
+ * The policy id is the 32-bit FNV-1a hash of the policy name (stable across reloads and
+ * restarts); the compiler rejects a configuration in which two names collide.
+ */
+struct egress_policy {
+	__u32 policy_id; /* host order */
+	__u8 mode; /* EGRESS_MODE_* */
+	__u8 unknown; /* EGRESS_UNKNOWN_*: verdict for country 0 */
+	__u8 has_cidr; /* 1 if the policy has CIDR exceptions (skip the trie when 0) */
+	__u8 pad;
+	__u64 allowed[EGRESS_COUNTRY_WORDS]; /* bit (id % 64) of word (id / 64) set = id allowed */
+};
+
+/* Map "cgroup_policy": BPF_MAP_TYPE_HASH, key __u64 cgroup id (cgroup v2 inode number, host
+ * order), value __u32 policy id. The programs walk the current task's cgroup ancestors and the
+ * deepest configured one wins. */
+
+/* Map "cidr": BPF_MAP_TYPE_LPM_TRIE, key struct egress_cidr_key, value __u32 EGRESS_CIDR_*.
+ * IPv4 prefixes are stored IPv4-mapped (::ffff:a.b.c.d), so one trie serves both families.
+ * prefixlen = 32 (policy id, always matched whole) + 96 + len for IPv4, 32 + len for IPv6. */
+struct egress_cidr_key {
+	__u32 prefixlen; /* bits, including the 32 bits of policy_id */
+	__u32 policy_id; /* host order */
+	__u8 addr[16]; /* network order */
+};
+
+/* ---- Config --------------------------------------------------------------------------------
+ * Map "config": BPF_MAP_TYPE_ARRAY, one element. */
+struct egress_config {
+	__u32 max_level; /* deepest cgroup level (root = 0) that has a policy; the ancestor walk stops here */
+	__u32 flags; /* reserved, 0 */
+};
+#define EGRESS_MAX_CGROUP_LEVEL 32 /* deeper cgroups cannot carry a policy */
+
+/* ---- Counters ------------------------------------------------------------------------------
+ * Map "counters": BPF_MAP_TYPE_PERCPU_HASH, key struct egress_counter_key, value
+ * struct egress_counter_val (one per CPU; userspace sums). When an insert fails because the map is
+ * full, the count goes to map "overflow" (BPF_MAP_TYPE_PERCPU_ARRAY indexed by verdict), which the
+ * daemon exports as country "other": nothing is lost.
+ */
+struct egress_counter_key {
+	__u64 cgroup_id; /* the task's own cgroup v2 id (host order) */
+	__u32 policy_id; /* host order */
+	__u16 country; /* country id */
+	__u8 proto; /* IP protocol number (IPPROTO_TCP = 6, IPPROTO_UDP = 17, ...) */
+	__u8 verdict; /* EGRESS_VERDICT_* */
+};
+
+struct egress_counter_val {
+	__u64 connections; /* decisions: one per connect(), one per sendmsg()/sendto() with an address */
+	__u64 packets; /* packets seen by the egress packet hook (0 until that hook exists) */
+	__u64 bytes; /* bytes (L3 length) seen by the egress packet hook */
+};
+
+/* ---- Statistics ----------------------------------------------------------------------------
+ * Map "stats": BPF_MAP_TYPE_PERCPU_ARRAY of __u64, indexed by: */
+#define EGRESS_STAT_EVENTS_LOST 0 /* ring buffer reservation failures */
+#define EGRESS_STAT_COUNTER_OVERFLOW 1 /* counts sent to the overflow slot */
+#define EGRESS_STAT_NO_TABLE 2 /* lookups while no GeoIP generation was installed */
+#define EGRESS_STAT_NO_POLICY 3 /* hook ran for a task with no policy on its cgroup path */
+#define EGRESS_STAT_COUNT 8
+
+/* ---- Events --------------------------------------------------------------------------------
+ * Map "events": BPF_MAP_TYPE_RINGBUF of struct egress_event, one per deny / would_deny decision. */
+struct egress_event {
+	__u64 ts_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, nanoseconds */
+	__u64 cgroup_id; /* the task's cgroup v2 id */
+	__u32 pid; /* thread group id (what userspace calls the pid) */
+	__u32 tid; /* thread id */
+	__u32 uid;
+	__u32 gid;
+	__u32 policy_id;
+	__u16 country; /* country id */
+	__u16 dport; /* destination port, host order */
+	__u8 family; /* AF_INET (2) or AF_INET6 (10): family of addr after canonicalisation */
+	__u8 proto; /* IP protocol number */
+	__u8 verdict; /* EGRESS_VERDICT_DENY or EGRESS_VERDICT_WOULD_DENY */
+	__u8 hook; /* EGRESS_HOOK_* */
+	__u8 addr[16]; /* destination, network order; IPv4 in addr[0..3] */
+	char comm[16]; /* task comm, NUL-terminated */
+};
+
+/* ---- GeoIP table image ---------------------------------------------------------------------
+ * One generation of the country table is one BPF_MAP_TYPE_ARRAY (BPF_F_MMAPABLE |
+ * BPF_F_INNER_MAP) of __u64 words, installed in slot 0 of the BPF_MAP_TYPE_ARRAY_OF_MAPS
+ * "geo_gen". The daemon builds a new generation completely, then replaces slot 0 in one map update;
+ * a program holds one generation for its whole run (RCU), so a reload never shows a half-built table.
+ *
+ * All words are host order. The address space of each family is partitioned into sorted ranges
+ * (gaps included, country 0), so a lookup is "the last range whose start <= address".
+ *
+ *  word  0              EGRESS_TABLE_MAGIC
+ *  word  1              generation number
+ *  word  2              n4: number of IPv4 ranges (>= 1; range 0 starts at 0.0.0.0)
+ *  word  3              n6: number of IPv6 ranges (>= 1; range 0 starts at ::)
+ *  word  4              off_v6_idx (word offset of the IPv6 index)
+ *  word  5              off_v6_rng (word offset of the IPv6 ranges)
+ *  word  6              off_v6_cc  (word offset of the IPv6 country ids)
+ *  word  7..15          reserved, 0
+ *  EGRESS_TABLE_V4_IDX  IPv4 index: 65537 __u32 entries packed two per word (entry 2k in the low
+ *                       half of word k, 2k+1 in the high half). Entry h (h < 65536) is the number of
+ *                       the range that contains address h << 16; entry 65536 is n4 - 1.
+ *  EGRESS_TABLE_V4_RNG  n4 words: (start << 32) | country id, sorted by start.
+ *  off_v6_idx           IPv6 index: 65537 __u32 entries packed as for IPv4, over the top 16 bits.
+ *  off_v6_rng           2 * n6 words: start bits 127..64, start bits 63..0, sorted.
+ *  off_v6_cc            ceil(n6 / 4) words: country id of range i in bits 16*(i%4) of word i/4.
+ *
+ * Lookup (both families): h = top 16 bits; search ranges [idx[h], idx[h+1]] for the last start
+ * <= address (bounded binary search, EGRESS_TABLE_MAX_STEPS steps).
+ */
+#define EGRESS_TABLE_MAGIC 0x3130424c54524745ULL /* "EGRTBL01" little-endian */
+#define EGRESS_TABLE_HDR_WORDS 16
+#define EGRESS_TABLE_IDX_ENTRIES 65537
+#define EGRESS_TABLE_IDX_WORDS 32769 /* ceil(65537 / 2) */
+#define EGRESS_TABLE_V4_IDX EGRESS_TABLE_HDR_WORDS
+#define EGRESS_TABLE_V4_RNG (EGRESS_TABLE_V4_IDX + EGRESS_TABLE_IDX_WORDS)
+#define EGRESS_TABLE_MAX_STEPS 22 /* binary search steps: buckets of up to 2^22 ranges */
+#define EGRESS_TABLE_MAX_RANGES (1U << 22) /* per family */
+
+#endif /* EGRESS_ABI_H */
