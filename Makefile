@@ -2,6 +2,7 @@
 # egressd - build, test, install.  `make help` lists the targets.
 
 .DELETE_ON_ERROR:
+.DEFAULT_GOAL := all
 .SUFFIXES:
 
 PREFIX     ?= /usr/local
@@ -62,14 +63,18 @@ LIB        := $(BUILD)/libegressd.a
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-KTOOL_SRCS := $(wildcard tests/kernel/*.c)
-KTOOL_BINS := $(patsubst tests/kernel/%.c,$(BUILD)/tests/%,$(KTOOL_SRCS))
+# Kernel test tools: sockprobe (generic rule below); others come with their own rules in
+# tests/*/NAME.mk and add themselves to KTEST_BINS.
+KTOOL_BINS := $(BUILD)/tests/sockprobe
+KTEST_BINS :=
 
 BINS       := $(BUILD)/egressd $(BUILD)/egressctl
 
+-include $(wildcard tests/*/*.mk)
+
 .PHONY: all check check-unit check-kernel unit demo install uninstall clean help data
 
-all: $(BINS) $(KTOOL_BINS)
+all: $(BINS) $(KTOOL_BINS) $(KTEST_BINS)
 
 help:
 	@echo 'Targets:'
@@ -115,21 +120,20 @@ $(BUILD)/egressd: $(BUILD)/obj/main.o $(LIB)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/egressctl: $(BUILD)/obj/egressctl.o $(LIB)
+$(BUILD)/egressctl: $(BUILD)/obj/egressctl.o
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CTL_LIBS) $(LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CTL_LIBS)
 
 # ---- tests --------------------------------------------------------------------------------------
 # Each unit test links only the daemon modules it names in tests/unit/test_NAME.mk:
 #   TEST_DEPS_NAME := geo diag
--include $(wildcard tests/unit/*.mk)
 .SECONDEXPANSION:
-$(BUILD)/tests/test_%: tests/unit/test_%.c $$(patsubst %,$(BUILD)/obj/%.o,$$(TEST_DEPS_$$*)) $(wildcard tests/unit/*.h) | $(BUILD)/tests
+$(BUILD)/tests/test_%: tests/unit/test_%.c $$(addprefix $(BUILD)/obj/,$$(addsuffix .o,$$(TEST_DEPS_$$*))) $(wildcard tests/unit/*.h) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/unit -DTEST_SRCDIR='"$(CURDIR)"' $(ALL_LDFLAGS) -o $@ $< \
-		$(patsubst %,$(BUILD)/obj/%.o,$(TEST_DEPS_$*)) $(TEST_LIBS) $(CTL_LIBS) $(LIBS)
+		$(addprefix $(BUILD)/obj/,$(addsuffix .o,$(TEST_DEPS_$*))) $(TEST_LIBS) $(CTL_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: tests/kernel/%.c | $(BUILD)/tests
+$(BUILD)/tests/sockprobe: tests/kernel/sockprobe.c | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 

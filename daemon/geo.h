@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * geo.h - GeoIP loaders: CSV range files (start,end,CC; ip-location-db / DB-IP lite layout, an
- * optional header line), MMDB (libmaxminddb), each optionally gzip-compressed. The format is sniffed
- * from the content, never from the file name.
+ * optional header line), MMDB (libmaxminddb), each optionally gzip-compressed. The format is
+ * sniffed from the content, never from the file name.
  *
- * The result is, per family, a sorted list of disjoint spans with a country id; overlapping rows are
- * resolved (the narrower range wins; for identical ranges the later row wins with a warning).
+ * The result is, per family, a sorted list of disjoint spans with a country id; overlapping rows
+ * are resolved (the narrower range wins; for identical ranges the later row wins with a warning).
  */
 #ifndef EGRESSD_GEO_H
 #define EGRESSD_GEO_H
@@ -51,18 +51,27 @@ struct geo_db {
  * malformed (each problem appended to errors as "FILE:LINE: message"), -ENOENT/-EACCES/... when a
  * file cannot be read (also appended to errors), -ENOMEM, -EFBIG when a decompressed file exceeds
  * GEO_MAX_FILE_BYTES. Non-fatal findings (identical ranges) go to warnings. *ret is untouched on
- * failure. */
+ * failure. Messages: "FILE:LINE: ..." for rows, "FILE: ..." for whole files (e.g. "FILE: No such
+ * file or directory"); at most 20 errors and 20 warnings per file, then "FILE: ... N more errors".
+ * errors and warnings may be NULL (messages dropped). */
 int geo_load(const char *const *paths, size_t npaths, struct geo_db *ret, struct diag *errors,
 	     struct diag *warnings);
 #define GEO_MAX_FILE_BYTES (2ULL << 30) /* 2 GiB of decompressed input per file */
 
+/* Override the per-file size limit (bytes, applied to the file as stored and to its decompressed
+ * content) for all later geo_load calls in this process; 0 restores GEO_MAX_FILE_BYTES. Meant for
+ * tests (a small gzip bomb). Not thread-safe. */
+void geo_set_max_file_bytes(uint64_t bytes);
+
+/* Free everything db owns (spans, sources); db is left zeroed. NULL is accepted. */
 void geo_db_free(struct geo_db *db);
 
-/* Country code "DE" -> id 1..676; pseudo-codes (ZZ, EU, AP, A1, A2, O1) and "" -> 0. Case-insensitive.
- * Returns -EINVAL for anything else (not two ASCII letters). */
+/* Country code "DE" -> id 1..676; pseudo-codes (ZZ, EU, AP, A1, A2, O1) and "" -> 0.
+ * Case-insensitive. Returns -EINVAL for anything else (not two ASCII letters). */
 int geo_country_id(const char *code, size_t len);
 
-/* Id -> "DE" (3-byte buffer incl. NUL); id 0 -> "unknown" needs 8 bytes: buf must hold 8. */
+/* Id -> "DE" (3-byte buffer incl. NUL); id 0 -> "unknown" needs 8 bytes: buf must hold 8.
+ * Ids above 676 give "invalid". Returns buf. */
 const char *geo_country_code(uint16_t id, char buf[8]);
 
 /* Span of db containing addr (family 4 or 6, host order), or NULL if no data covers it. */
@@ -70,12 +79,15 @@ const struct geo_span *geo_db_find(const struct geo_db *db, int family, u128 add
 
 /* Range -> CIDR prefixes: calls cb(start, prefix_len, ctx) for the minimal prefix cover of
  * [start, end], in address order; bits = 32 or 128. Exact at both ends of the address space.
- * Returns the number of prefixes, or the first negative value cb returned. */
+ * Returns the number of prefixes, or the first negative value cb returned, or -EINVAL if
+ * start > end, end does not fit in bits, or bits is not 32/128. cb may be NULL (count only).
+ * Algorithm: greedy, at each step the largest aligned block starting at the current address
+ * (min of its trailing zero bits and floor(log2(remaining))), which gives the minimal cover. */
 int64_t geo_range_to_prefixes(u128 start, u128 end, unsigned bits,
 			      int (*cb)(u128 start, unsigned plen, void *ctx), void *ctx);
 
 /* The largest prefix that contains addr and lies inside [start, end]: writes its start and
- * length. bits = 32 or 128. */
+ * length. bits = 32 or 128. addr must lie in [start, end]; otherwise writes addr and bits. */
 void geo_prefix_containing(u128 start, u128 end, u128 addr, unsigned bits, u128 *ret_start,
 			   unsigned *ret_plen);
 

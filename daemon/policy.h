@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * policy.h - the configuration: egressd.conf ([Daemon]), policies.d/*.conf ([Policy]) and the
+ * policy.h - the configuration: egressd.conf ([Daemon]), policies.d/NAME.conf ([Policy]) and the
  * region groups of regions.conf, parsed with inih. Errors are "FILE:LINE: message".
  */
 #ifndef EGRESSD_POLICY_H
@@ -29,6 +29,7 @@ struct policy_cidr {
 	uint8_t plen; /* 0..32 or 0..128 */
 	uint8_t action; /* EGRESS_CIDR_ALLOW or EGRESS_CIDR_DENY */
 	uint8_t addr[16]; /* network order, host bits zero; IPv4 in addr[0..3] */
+	unsigned line; /* line of the AllowCIDR=/DenyCIDR= that gave it (in the policy's file) */
 };
 
 struct policy {
@@ -36,14 +37,17 @@ struct policy {
 	uint32_t id; /* FNV-1a 32 of name (egress_abi.h) */
 	char *file; /* file and line of the [Policy] section, for messages */
 	unsigned line;
+	unsigned name_line; /* line of Name= */
 	char **cgroups; /* paths relative to the cgroup v2 mount, no leading or trailing '/' */
+	unsigned *cgroup_lines; /* line of the Cgroup= that gave cgroups[i] */
 	size_t ncgroups;
 	char **units; /* Unit= values, resolved to cgroups by the daemon (cgroup.h) */
+	unsigned *unit_lines; /* line of the Unit= that gave units[i] */
 	size_t nunits;
 	uint8_t mode; /* EGRESS_MODE_* */
 	uint8_t unknown; /* EGRESS_UNKNOWN_* */
-	uint64_t allowed[EGRESS_COUNTRY_WORDS]; /* union of AllowRegion= members and AllowCountry= */
-	char **allow_regions; /* as written, for display */
+	uint64_t allowed[EGRESS_COUNTRY_WORDS]; /* AllowRegion= members and AllowCountry= */
+	char **allow_regions; /* region names as spelled in regions.conf, for display */
 	size_t nallow_regions;
 	struct policy_cidr *cidrs;
 	size_t ncidrs;
@@ -70,18 +74,75 @@ struct config {
 /* Parse path, its policy directory and the regions file. Returns 0 and fills *ret (free with
  * config_free), or -EINVAL with every problem appended to errors as "FILE:LINE: message" (all
  * files are read to the end so all errors are reported at once), or another negative errno when a
- * file cannot be read. *ret is untouched on failure. */
+ * file cannot be read (also appended to errors as "FILE: message"). *ret is untouched on failure.
+ *
+ * Syntax (systemd-style, enforced by our own line reader whatever inih's build options are):
+ * "[Name]" section lines, "Key=value" lines, comment lines starting with '#' or ';', blank lines;
+ * leading and trailing white space is ignored. No inline comments: a value containing '#' or ';'
+ * at its start or after white space is rejected. No continuation lines. Lines longer than
+ * CONFIG_MAX_LINE bytes are reported, never truncated. Unknown sections and keys are errors;
+ * single-valued keys may appear once per section; list keys (Cgroup=, Unit=, AllowRegion=,
+ * AllowCountry=, AllowCIDR=, DenyCIDR=, GeoDatabase=, Countries=) may repeat and take
+ * space-separated values. Relative paths in the main file are relative to its directory (as
+ * given, not canonicalised). Policy files: PolicyDirectory/NAME.conf, regular files not starting
+ * with '.', in strcmp order; a missing default policies.d means no policies. A cgroup or unit may
+ * belong to one policy only; policy names and their ids (FNV-1a 32) must be unique. */
 int config_load(const char *path, struct config *ret, struct diag *errors);
+#define CONFIG_MAX_LINE 4096 /* bytes per line, without the line end */
+#define CONFIG_MAX_NAME 64 /* bytes in a policy, region, key or section name */
+
+/* Free everything c owns and zero it; c may be zeroed or partly filled. */
 void config_free(struct config *c);
 
-/* 32-bit FNV-1a of a NUL-terminated string (Fowler/Noll/Vo, http://www.isthe.com/chongo/tech/comp/fnv/). */
+/* 32-bit FNV-1a of a NUL-terminated string (Fowler/Noll/Vo,
+ * http://www.isthe.com/chongo/tech/comp/fnv/): h = 0x811c9dc5; for each byte: h ^= byte,
+ * h *= 0x01000193 (mod 2^32). */
 uint32_t policy_id_of(const char *name);
 
+/* Lookups by exact policy name / case-insensitive region name; NULL when absent. */
 const struct policy *config_find_policy(const struct config *c, const char *name);
 const struct region *config_find_region(const struct config *c, const char *name);
 
-/* Text names: "monitor"/"enforce", "allow"/"deny"/"would_deny"/"local". */
+/* Text names: "monitor"/"enforce", "allow"/"deny"/"would_deny"/"local"; "invalid" for values out
+ * of range (never NULL). */
 const char *policy_mode_name(uint8_t mode);
 const char *verdict_name(uint8_t verdict);
+
+/* 1 if country id (egress_abi.h) is in the policy's allowed set, else 0 (also for id 0 and ids
+ * >= EGRESS_COUNTRY_MAX). */
+int policy_country_allowed(const struct policy *p, uint16_t country);
+
+/* Decide in userspace exactly as the BPF programs do (for /v1/lookup). family: 4 or 6 (AF_INET and
+ * AF_INET6 are accepted too); addr: network order, IPv4 in addr[0..3]. The caller canonicalises
+ * IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::/96) addresses to IPv4 first. country: the id
+ * the GeoIP table gives addr (0 = unknown). Order:
+ *   1. 127.0.0.0/8, 0.0.0.0/32, 169.254.0.0/16, ::1, ::, fe80::/10 -> EGRESS_VERDICT_LOCAL;
+ *   2. the longest matching AllowCIDR=/DenyCIDR= prefix: allow -> ALLOW, deny -> DENY (WOULD_DENY
+ *      in monitor mode); *ret_match is that prefix;
+ *   3. country allowed -> ALLOW; 4. country 0 -> Unknown= (ALLOW, or DENY/WOULD_DENY);
+ *   5. otherwise DENY (WOULD_DENY in monitor mode).
+ * Writes *ret_verdict (EGRESS_VERDICT_*) and, if ret_match is not NULL, *ret_match (the matched
+ * CIDR or NULL). Returns 0, or -EINVAL for another family (outputs untouched). */
+int policy_decide(const struct policy *p, int family, const uint8_t addr[16], uint16_t country,
+		  uint8_t *ret_verdict, const struct policy_cidr **ret_match);
+
+/* The LPM trie key of a CIDR exception of policy p, as egress_abi.h defines it: IPv4 prefixes
+ * IPv4-mapped (::ffff:a.b.c.d), prefixlen = 32 + 96 + len for IPv4, 32 + len for IPv6. */
+void policy_cidr_key(const struct policy *p, const struct policy_cidr *c,
+		     struct egress_cidr_key *ret);
+
+/* "10.0.0.0/8", "fd00::/8". buf must hold POLICY_CIDR_STRLEN bytes; returns buf. */
+#define POLICY_CIDR_STRLEN 50 /* INET6_ADDRSTRLEN (46) + "/128" */
+const char *policy_cidr_format(const struct policy_cidr *c, char buf[POLICY_CIDR_STRLEN]);
+
+/* Parse "ADDR[/LEN]" (a bare address is a host prefix) into *ret (action and line left 0).
+ * Returns 0, or -EINVAL with a one-line reason in err (at least 160 bytes; e.g. "10.0.0.1/8 has
+ * host bits set; did you mean 10.0.0.0/8?"). IPv4-mapped and NAT64 IPv6 prefixes of length >= 96
+ * are rejected, because the programs look such destinations up as IPv4. */
+int policy_parse_cidr(const char *s, struct policy_cidr *ret, char *err, size_t errlen);
+
+/* Country id of an assigned ISO 3166-1 alpha-2 code (case-insensitive; also XK and AN, which
+ * GeoIP data uses), or -EINVAL for anything else, including the pseudo-codes EU, ZZ, AP. */
+int policy_country_id(const char *code);
 
 #endif

@@ -17,13 +17,40 @@ struct table_image {
 	uint64_t n4, n6; /* ranges per family, gaps included */
 };
 
-/* Build the image of db for the given generation number. Returns 0, -ENOMEM, or -E2BIG when a
- * family has more than EGRESS_TABLE_MAX_RANGES ranges or a bucket more than the search bound. */
+/* Build the image of db for the given generation number. Per family, the spans of db become a
+ * partition of the whole address space (gaps become country-0 ranges, range 0 starts at address 0,
+ * neighbours of equal country are merged); then the two 65537-entry indexes and the words are laid
+ * out as in egress_abi.h. Returns 0 and fills *ret (free with table_image_free), -ENOMEM, -EINVAL
+ * when the spans are not sorted and disjoint (or an IPv4 span exceeds 2^32 - 1), or -E2BIG when a
+ * family has more than EGRESS_TABLE_MAX_RANGES ranges or a bucket more than
+ * 2^EGRESS_TABLE_MAX_STEPS. *ret is untouched on failure. */
 int table_build(const struct geo_db *db, uint64_t generation, struct table_image *ret);
+
+/* Free the words of img and zero it; NULL and a zeroed image are fine. */
 void table_image_free(struct table_image *img);
 
-/* Country id of an IPv4 address (host order) / IPv6 address (16 bytes, network order). */
+/* Country id of an IPv4 address (host order) / IPv6 address (16 bytes, network order), searched
+ * with the functions of include/egress_lookup.h that the BPF programs use. 0 = unknown, also
+ * for an image without the magic word. */
 uint16_t table_lookup4(const struct table_image *img, uint32_t addr);
 uint16_t table_lookup6(const struct table_image *img, const uint8_t addr[16]);
+
+/* Same as table_lookup6, with the address as two host-order halves (bits 127..64, 63..0). */
+uint16_t table_lookup6_u64(const struct table_image *img, uint64_t hi, uint64_t lo);
+
+/* Size of the image in bytes (nwords * 8): the value size times max_entries of the inner map. */
+uint64_t table_image_bytes(const struct table_image *img);
+
+/* Largest number of candidate ranges one search of the given family (4 or 6) can face:
+ * max over buckets h of idx[h + 1] - idx[h] + 1. The search takes ceil(log2(that)) steps.
+ * Returns 0 for another family or an image too short to hold the index. */
+uint32_t table_max_bucket(const struct table_image *img, int family);
+
+/* Check the invariants of an image: magic, header (counts, offsets, reserved words 0, total size),
+ * range 0 of each family starts at address 0, starts strictly increasing, country ids below
+ * EGRESS_COUNTRY_MAX, unused country slots 0, index entry h = the range containing h << (bits - 16),
+ * entry 65536 = n - 1, no bucket beyond the search bound. Returns 0, or -EINVAL with one message
+ * per kind of problem appended to errors (if not NULL), "table: ...". */
+int table_verify(const struct table_image *img, struct diag *errors);
 
 #endif

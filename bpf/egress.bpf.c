@@ -1,0 +1,412 @@
+// SPDX-License-Identifier: (LGPL-2.1-or-later OR BSD-2-Clause)
+/*
+ * egress.bpf.c - the socket-layer hooks of egressd: cgroup/connect4, cgroup/connect6,
+ * cgroup/sendmsg4, cgroup/sendmsg6.
+ *
+ * For every connect() and every sendto()/sendmsg() that names an address, the program
+ *   1. canonicalises the destination (IPv4-mapped ::ffff:a.b.c.d and NAT64 64:ff9b::a.b.c.d are
+ *      treated as the embedded IPv4 address),
+ *   2. finds the policy of the task: the deepest ancestor of the task's cgroup (levels 1..
+ *      config.max_level) that has an entry in "cgroup_policy",
+ *   3. looks the country up in the current GeoIP generation (slot 0 of "geo_gen"),
+ *   4. decides: local > longest CIDR exception > allowed country > Unknown= for country 0 > deny,
+ *   5. counts the decision per (cgroup, policy, country, protocol, verdict) and sends an event for
+ *      deny and would_deny.
+ * Only a deny in enforce mode returns 0 (the caller gets EPERM).
+ *
+ * Maps and their layouts: include/egress_abi.h. The daemon attaches the programs only at the
+ * topmost configured cgroups, so one decision is taken (and counted) once per call.
+ */
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "egress_abi.h"
+
+/* libc constants, not part of the BPF UAPI headers. */
+#define EGRESS_AF_INET 2
+#define EGRESS_AF_INET6 10
+#define EGRESS_SOCK_STREAM 1
+#define EGRESS_SOCK_DGRAM 2
+#define EGRESS_IPPROTO_TCP 6
+#define EGRESS_IPPROTO_UDP 17
+
+/* Default sizes; the daemon may change them with bpf_map__set_max_entries() before load. */
+#define EGRESS_COUNTERS_MAX 65536
+#define EGRESS_CGROUP_POLICY_MAX 16384
+#define EGRESS_POLICIES_MAX 4096
+#define EGRESS_CIDR_MAX 65536
+#define EGRESS_EVENTS_BYTES (1U << 20)
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct egress_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_POLICIES_MAX);
+	__type(key, __u32);
+	__type(value, struct egress_policy);
+} policies SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_CGROUP_POLICY_MAX);
+	__type(key, __u64);
+	__type(value, __u32);
+} cgroup_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, EGRESS_CIDR_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct egress_cidr_key);
+	__type(value, __u32);
+} cidr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, EGRESS_COUNTERS_MAX);
+	__type(key, struct egress_counter_key);
+	__type(value, struct egress_counter_val);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EGRESS_VERDICT_COUNT);
+	__type(key, __u32);
+	__type(value, struct egress_counter_val);
+} overflow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, EGRESS_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EGRESS_EVENTS_BYTES);
+} events SEC(".maps");
+
+/* One GeoIP generation: the table image of egress_abi.h as an array of __u64 words. The inner
+ * map's size comes from each generation (BPF_F_INNER_MAP lets sizes differ). */
+struct egress_geo_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct egress_geo_inner);
+} geo_gen SEC(".maps");
+
+/* Word i of the table image, for egress_lookup.h: ctx is the inner map of the current
+ * generation. Evaluates to a const __u64 * or NULL when i is out of range. */
+static __always_inline const __u64 *egress_table_word(void *inner, __u32 i)
+{
+	return bpf_map_lookup_elem(inner, &i);
+}
+#define EGRESS_TABLE_WORD(ctx, i) egress_table_word((ctx), (i))
+
+#include "egress_lookup.h"
+
+/* A destination after canonicalisation. */
+struct dest {
+	__u32 w[4]; /* network order; IPv4 in w[0] */
+	__u8 family; /* EGRESS_AF_INET or EGRESS_AF_INET6 */
+	__u16 port; /* host order */
+};
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int is_local4(__u32 a /* host order */)
+{
+	return (a >> 24) == 127 || a == 0 || (a >> 16) == 0xa9fe;
+}
+
+static __always_inline int is_local6(const struct dest *d)
+{
+	__u32 w0 = bpf_ntohl(d->w[0]);
+
+	if ((w0 & 0xffc00000) == 0xfe800000) /* fe80::/10 */
+		return 1;
+	if (d->w[0] || d->w[1] || d->w[2])
+		return 0;
+	return d->w[3] == 0 || d->w[3] == bpf_htonl(1); /* :: and ::1 */
+}
+
+/* The policy of the current task: deepest configured ancestor at levels 1..config.max_level.
+ * Level 0 (the root) never carries a policy. */
+static __always_inline struct egress_policy *find_policy(void)
+{
+	struct egress_config *cfg;
+	__u32 zero = 0, max_level, found = 0, have = 0;
+
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return NULL;
+	max_level = cfg->max_level;
+	if (max_level > EGRESS_MAX_CGROUP_LEVEL)
+		max_level = EGRESS_MAX_CGROUP_LEVEL;
+
+	for (__u32 level = 1; level <= EGRESS_MAX_CGROUP_LEVEL; level++) {
+		__u64 id;
+		__u32 *pid;
+
+		if (level > max_level)
+			break;
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id)
+			break; /* the task's cgroup is shallower than level */
+		pid = bpf_map_lookup_elem(&cgroup_policy, &id);
+		if (pid) {
+			found = *pid;
+			have = 1;
+		}
+	}
+	if (!have)
+		return NULL;
+	return bpf_map_lookup_elem(&policies, &found);
+}
+
+static __always_inline __u16 country_of(const struct dest *d)
+{
+	__u32 zero = 0;
+	void *inner;
+
+	inner = bpf_map_lookup_elem(&geo_gen, &zero);
+	if (!inner) {
+		stat_inc(EGRESS_STAT_NO_TABLE);
+		return EGRESS_COUNTRY_UNKNOWN;
+	}
+	if (d->family == EGRESS_AF_INET)
+		return egress_lookup4(inner, bpf_ntohl(d->w[0]));
+	return egress_lookup6(inner,
+			      ((__u64)bpf_ntohl(d->w[0]) << 32) | bpf_ntohl(d->w[1]),
+			      ((__u64)bpf_ntohl(d->w[2]) << 32) | bpf_ntohl(d->w[3]));
+}
+
+/* Longest CIDR exception of policy_id for d: EGRESS_CIDR_* or 0 when none matches. */
+static __always_inline __u32 cidr_action(__u32 policy_id, const struct dest *d)
+{
+	struct egress_cidr_key key = {};
+	__u32 *v;
+
+	key.prefixlen = 32 + 128;
+	key.policy_id = policy_id;
+	if (d->family == EGRESS_AF_INET) {
+		key.addr[10] = 0xff;
+		key.addr[11] = 0xff;
+		__builtin_memcpy(&key.addr[12], &d->w[0], 4);
+	} else {
+		__builtin_memcpy(key.addr, d->w, 16);
+	}
+	v = bpf_map_lookup_elem(&cidr, &key);
+	return v ? *v : 0;
+}
+
+static __always_inline __u8 proto_of(struct bpf_sock_addr *ctx)
+{
+	__u32 proto = ctx->protocol;
+
+	if (proto)
+		return (__u8)proto;
+	if (ctx->type == EGRESS_SOCK_DGRAM)
+		return EGRESS_IPPROTO_UDP;
+	if (ctx->type == EGRESS_SOCK_STREAM)
+		return EGRESS_IPPROTO_TCP;
+	return 0;
+}
+
+static __always_inline void count(const struct egress_counter_key *key)
+{
+	struct egress_counter_val *v, zero = {};
+
+	v = bpf_map_lookup_elem(&counters, key);
+	if (!v) {
+		(void)bpf_map_update_elem(&counters, key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(&counters, key);
+	}
+	if (!v) {
+		__u32 idx = key->verdict;
+
+		v = bpf_map_lookup_elem(&overflow, &idx);
+		stat_inc(EGRESS_STAT_COUNTER_OVERFLOW);
+		if (!v)
+			return;
+	}
+	v->connections += 1;
+}
+
+static __always_inline void send_event(const struct egress_counter_key *key, const struct dest *d,
+				       __u8 hook)
+{
+	struct egress_event *e;
+	__u64 pid_tgid, uid_gid;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		stat_inc(EGRESS_STAT_EVENTS_LOST);
+		return;
+	}
+	pid_tgid = bpf_get_current_pid_tgid();
+	uid_gid = bpf_get_current_uid_gid();
+	e->ts_ns = bpf_ktime_get_ns();
+	e->cgroup_id = key->cgroup_id;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->policy_id = key->policy_id;
+	e->country = key->country;
+	e->dport = d->port;
+	e->family = d->family;
+	e->proto = key->proto;
+	e->verdict = key->verdict;
+	e->hook = hook;
+	__builtin_memcpy(e->addr, d->w, 16);
+	if (d->family == EGRESS_AF_INET)
+		__builtin_memset(&e->addr[4], 0, 12);
+	if (bpf_get_current_comm(e->comm, sizeof(e->comm)) < 0)
+		e->comm[0] = '\0';
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int country_allowed(const struct egress_policy *pol, __u16 cc)
+{
+	__u32 word = cc >> 6;
+
+	/* Keep the bound check on the index itself: clang otherwise folds the shift into the byte
+	 * offset in a way the verifier cannot bound. */
+	asm volatile("" : "+r"(word));
+	if (cc >= EGRESS_COUNTRY_MAX || word >= EGRESS_COUNTRY_WORDS)
+		return 0;
+	return (pol->allowed[word] >> (cc & 63)) & 1;
+}
+
+/* Decide, count, report. Returns 1 (let the call proceed) or 0 (EPERM). */
+static __always_inline int decide(struct bpf_sock_addr *ctx, const struct dest *d, __u8 hook)
+{
+	struct egress_counter_key key = {};
+	struct egress_policy *pol;
+	__u8 verdict;
+
+	pol = find_policy();
+	if (!pol) {
+		stat_inc(EGRESS_STAT_NO_POLICY);
+		return 1;
+	}
+
+	key.cgroup_id = bpf_get_current_cgroup_id();
+	key.policy_id = pol->policy_id;
+	key.proto = proto_of(ctx);
+
+	if (d->family == EGRESS_AF_INET ? is_local4(bpf_ntohl(d->w[0])) : is_local6(d)) {
+		key.country = EGRESS_COUNTRY_UNKNOWN;
+		verdict = EGRESS_VERDICT_LOCAL;
+	} else {
+		__u8 deny = pol->mode == EGRESS_MODE_ENFORCE ? EGRESS_VERDICT_DENY : EGRESS_VERDICT_WOULD_DENY;
+		__u32 action = 0;
+		__u16 cc;
+
+		cc = country_of(d);
+		key.country = cc;
+		if (pol->has_cidr)
+			action = cidr_action(pol->policy_id, d);
+		if (action == EGRESS_CIDR_ALLOW)
+			verdict = EGRESS_VERDICT_ALLOW;
+		else if (action == EGRESS_CIDR_DENY)
+			verdict = deny;
+		else if (cc == EGRESS_COUNTRY_UNKNOWN)
+			verdict = pol->unknown == EGRESS_UNKNOWN_ALLOW ? EGRESS_VERDICT_ALLOW : deny;
+		else if (country_allowed(pol, cc))
+			verdict = EGRESS_VERDICT_ALLOW;
+		else
+			verdict = deny;
+	}
+	key.verdict = verdict;
+	count(&key);
+	if (verdict == EGRESS_VERDICT_DENY || verdict == EGRESS_VERDICT_WOULD_DENY)
+		send_event(&key, d, hook);
+	return verdict == EGRESS_VERDICT_DENY ? 0 : 1;
+}
+
+static __always_inline void dest4(struct bpf_sock_addr *ctx, struct dest *d)
+{
+	d->w[0] = ctx->user_ip4;
+	d->w[1] = d->w[2] = d->w[3] = 0;
+	d->family = EGRESS_AF_INET;
+	d->port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+/* IPv4-mapped ::ffff:0:0/96 and NAT64 64:ff9b::/96 become the embedded IPv4 address. */
+static __always_inline void dest6(struct bpf_sock_addr *ctx, struct dest *d)
+{
+	d->w[0] = ctx->user_ip6[0];
+	d->w[1] = ctx->user_ip6[1];
+	d->w[2] = ctx->user_ip6[2];
+	d->w[3] = ctx->user_ip6[3];
+	d->port = bpf_ntohs((__u16)ctx->user_port);
+	d->family = EGRESS_AF_INET6;
+	if ((d->w[0] == 0 && d->w[1] == 0 && d->w[2] == bpf_htonl(0xffff)) ||
+	    (d->w[0] == bpf_htonl(0x0064ff9b) && d->w[1] == 0 && d->w[2] == 0)) {
+		d->w[0] = d->w[3];
+		d->w[1] = d->w[2] = d->w[3] = 0;
+		d->family = EGRESS_AF_INET;
+	}
+}
+
+SEC("cgroup/connect4")
+int egress_connect4(struct bpf_sock_addr *ctx)
+{
+	struct dest d;
+
+	dest4(ctx, &d);
+	return decide(ctx, &d, EGRESS_HOOK_CONNECT4);
+}
+
+SEC("cgroup/connect6")
+int egress_connect6(struct bpf_sock_addr *ctx)
+{
+	struct dest d;
+
+	dest6(ctx, &d);
+	return decide(ctx, &d, EGRESS_HOOK_CONNECT6);
+}
+
+SEC("cgroup/sendmsg4")
+int egress_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	struct dest d;
+
+	dest4(ctx, &d);
+	return decide(ctx, &d, EGRESS_HOOK_SENDMSG4);
+}
+
+SEC("cgroup/sendmsg6")
+int egress_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	struct dest d;
+
+	dest6(ctx, &d);
+	return decide(ctx, &d, EGRESS_HOOK_SENDMSG6);
+}

@@ -1,0 +1,1154 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * egressd.c - the daemon core. One sd-event loop owns:
+ *   - the configuration (policy.h), the GeoIP data (geo.h) and its table image (table.h),
+ *   - the BPF programs and maps (kern.h), the attachments to the configured cgroups,
+ *   - the API on the Unix socket (api.h), whose callbacks (struct api_ops) are implemented here.
+ * A reload parses and compiles everything first and touches the kernel only when all of it is
+ * valid; a failed reload keeps the running generation and counters.
+ */
+#include "egressd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "cgroup.h"
+#include "diag.h"
+#include "geo.h"
+#include "kern.h"
+#include "log.h"
+#include "model.h"
+#include "policy.h"
+#include "table.h"
+
+#define RESCAN_USEC (1000 * 1000ULL) /* how often cgroup paths are re-resolved */
+#define EVENT_LOG_BURST 20 /* deny events logged per second before suppressing */
+
+struct id_name {
+	uint64_t id;
+	char *name;
+};
+
+/* Identity of a GeoIP file, to skip re-parsing unchanged data on reload. */
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+/* A configured cgroup resolved to its current id (0 if it does not exist now). */
+struct resolved {
+	char *rel; /* path relative to the cgroup v2 mount */
+	uint64_t id;
+	uint32_t policy_id;
+	size_t policy; /* index in cfg.policies */
+};
+
+struct egressd {
+	sd_event *event;
+	const char *config_path;
+	char *cgmount;
+	uint64_t start_usec;
+
+	struct config cfg;
+	int have_cfg;
+	struct geo_db geo;
+	struct file_id *geo_ids;
+	size_t ngeo_ids;
+	struct table_image img;
+	uint64_t generation;
+	uint64_t reload_failures;
+	struct diag last_errors; /* of the last failed reload; empty after a good one */
+	int last_reload_ok;
+
+	struct resolved *res;
+	size_t nres;
+	int attached; /* number of cgroups the programs are attached to */
+
+	struct kern *kern;
+	struct api *api;
+	sd_event_source *rescan;
+	sd_event_source *events_src;
+
+	struct id_name *cgnames; /* cgroup id -> path (kept after the cgroup is gone) */
+	size_t ncgnames;
+	struct id_name *polnames; /* policy id -> name (kept after the policy is removed) */
+	size_t npolnames;
+
+	uint64_t events_seen;
+	uint64_t log_window_usec;
+	unsigned log_in_window;
+	uint64_t log_suppressed;
+};
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static uint64_t now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000ULL + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static const char *id_name_get(const struct id_name *v, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id == id)
+			return v[i].name;
+	return NULL;
+}
+
+static int id_name_set(struct id_name **v, size_t *n, uint64_t id, const char *name)
+{
+	struct id_name *nv;
+	char *s;
+
+	for (size_t i = 0; i < *n; i++)
+		if ((*v)[i].id == id) {
+			if (strcmp((*v)[i].name, name) == 0)
+				return 0;
+			s = strdup(name);
+			if (!s)
+				return -ENOMEM;
+			free((*v)[i].name);
+			(*v)[i].name = s;
+			return 0;
+		}
+	s = strdup(name);
+	if (!s)
+		return -ENOMEM;
+	nv = realloc(*v, (*n + 1) * sizeof(**v));
+	if (!nv) {
+		free(s);
+		return -ENOMEM;
+	}
+	*v = nv;
+	(*v)[*n].id = id;
+	(*v)[*n].name = s;
+	(*n)++;
+	return 0;
+}
+
+static void id_names_free(struct id_name **v, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i].name);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
+static void resolved_free(struct resolved *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(r[i].rel);
+	free(r);
+}
+
+static int file_ids_of(char *const *paths, size_t n, struct file_id **ret)
+{
+	struct file_id *ids = calloc(n ? n : 1, sizeof(*ids));
+	struct stat st;
+
+	if (!ids)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (stat(paths[i], &st) < 0) {
+			free(ids);
+			return -errno;
+		}
+		ids[i] = (struct file_id){ st.st_dev, st.st_ino, st.st_size, st.st_mtim };
+	}
+	*ret = ids;
+	return 0;
+}
+
+static int same_geo_files(const struct egressd *d, const struct config *cfg, const struct file_id *ids)
+{
+	if (!d->have_cfg || d->cfg.ngeo != cfg->ngeo || d->ngeo_ids != cfg->ngeo)
+		return 0;
+	for (size_t i = 0; i < cfg->ngeo; i++) {
+		if (strcmp(d->cfg.geo_paths[i], cfg->geo_paths[i]) != 0)
+			return 0;
+		if (memcmp(&d->geo_ids[i], &ids[i], sizeof(ids[i])) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* The configured cgroup paths of cfg (Cgroup= and resolved Unit=), each with its current id. */
+static int resolve_cgroups(const char *cgmount, const struct config *cfg, struct resolved **ret,
+			   size_t *ret_n, struct diag *errors)
+{
+	struct resolved *v = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	for (size_t p = 0; p < cfg->npolicies; p++) {
+		const struct policy *pol = &cfg->policies[p];
+
+		for (size_t k = 0; k < pol->ncgroups + pol->nunits; k++) {
+			char *rel = NULL, *abs = NULL;
+			struct resolved *nv;
+			uint64_t id = 0;
+
+			if (k < pol->ncgroups) {
+				rel = strdup(pol->cgroups[k]);
+				if (!rel)
+					r = -ENOMEM;
+			} else {
+				r = cgroup_unit_path(pol->units[k - pol->ncgroups], &rel);
+				if (r < 0)
+					diag_add(errors, "%s:%u: Unit=%s: cannot resolve its cgroup: %s", pol->file,
+						 pol->line, pol->units[k - pol->ncgroups], strerror(-r));
+			}
+			if (r < 0)
+				goto fail;
+			if (asprintf(&abs, "%s/%s", cgmount, rel) < 0) {
+				free(rel);
+				r = -ENOMEM;
+				goto fail;
+			}
+			if (cgroup_id_of(abs, &id) < 0)
+				id = 0; /* not there (yet): the rescan timer attaches when it appears */
+			free(abs);
+			nv = realloc(v, (n + 1) * sizeof(*v));
+			if (!nv) {
+				free(rel);
+				r = -ENOMEM;
+				goto fail;
+			}
+			v = nv;
+			v[n++] = (struct resolved){ .rel = rel, .id = id, .policy_id = pol->id, .policy = p };
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+fail:
+	resolved_free(v, n);
+	return r;
+}
+
+static int resolved_equal(const struct resolved *a, size_t na, const struct resolved *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].id != b[i].id || a[i].policy_id != b[i].policy_id || strcmp(a[i].rel, b[i].rel) != 0)
+			return 0;
+	return 1;
+}
+
+/* Push policies (with the ids their cgroups have now) and attachments into the kernel. */
+static int sync_kernel(struct egressd *d, const struct config *cfg, const struct resolved *res, size_t nres,
+		       struct diag *errors)
+{
+	struct kern_policy *kp = calloc(cfg->npolicies ? cfg->npolicies : 1, sizeof(*kp));
+	uint64_t *ids = calloc(nres ? nres : 1, sizeof(*ids));
+	const char **paths = calloc(nres ? nres : 1, sizeof(*paths));
+	size_t nids = 0;
+	int r;
+
+	if (!kp || !ids || !paths) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t p = 0; p < cfg->npolicies; p++) {
+		const struct policy *pol = &cfg->policies[p];
+		struct kern_policy *k = &kp[p];
+		size_t first = nids;
+
+		k->bpf.policy_id = pol->id;
+		k->bpf.mode = pol->mode;
+		k->bpf.unknown = pol->unknown;
+		k->bpf.has_cidr = pol->ncidrs > 0;
+		memcpy(k->bpf.allowed, pol->allowed, sizeof(k->bpf.allowed));
+		k->cidrs = pol->cidrs;
+		k->ncidrs = pol->ncidrs;
+		for (size_t i = 0; i < nres; i++) {
+			if (res[i].policy != p || res[i].id == 0)
+				continue;
+			ids[nids++] = res[i].id;
+			if ((uint32_t)cgroup_level_of(res[i].rel) > k->max_level)
+				k->max_level = (uint32_t)cgroup_level_of(res[i].rel);
+		}
+		k->cgroup_ids = ids + first;
+		k->ncgroup_ids = nids - first;
+	}
+	r = kern_sync_policies(d->kern, kp, cfg->npolicies);
+	if (r < 0) {
+		diag_add(errors, "kernel: updating the policy maps failed: %s", strerror(-r));
+		goto out;
+	}
+	for (size_t i = 0; i < nres; i++)
+		paths[i] = res[i].rel;
+	r = kern_sync_attachments(d->kern, d->cgmount, paths, nres, errors);
+	if (r >= 0)
+		d->attached = r;
+out:
+	free(kp);
+	free(ids);
+	free(paths);
+	return r < 0 ? r : 0;
+}
+
+static int any_enforce(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->npolicies; i++)
+		if (cfg->policies[i].mode == EGRESS_MODE_ENFORCE)
+			return 1;
+	return 0;
+}
+
+static void notify_status(struct egressd *d)
+{
+	size_t enforce = 0;
+
+	if (!d->have_cfg)
+		return;
+	for (size_t i = 0; i < d->cfg.npolicies; i++)
+		enforce += d->cfg.policies[i].mode == EGRESS_MODE_ENFORCE;
+	sd_notifyf(0,
+		   "STATUS=generation %" PRIu64 ": %zu policies (%zu enforce, %zu monitor), %d cgroups attached, "
+		   "%" PRIu64 " IPv4 + %" PRIu64 " IPv6 prefixes%s",
+		   d->generation, d->cfg.npolicies, enforce, d->cfg.npolicies - enforce, d->attached,
+		   d->geo.prefixes4, d->geo.prefixes6,
+		   d->last_reload_ok ? "" : "; last reload FAILED, previous generation kept");
+}
+
+/* Parse and compile everything, then switch the kernel to it. On failure nothing running changes
+ * (unless the kernel itself refuses an update, reported in errors). */
+static int reload(struct egressd *d, struct diag *errors)
+{
+	struct config cfg = {};
+	struct geo_db geo = {};
+	struct table_image img = {};
+	struct file_id *ids = NULL;
+	struct resolved *res = NULL;
+	struct diag warnings = {};
+	size_t nres = 0;
+	int geo_new = 0, r;
+
+	r = config_load(d->config_path, &cfg, errors);
+	if (r < 0)
+		return r;
+	r = file_ids_of(cfg.geo_paths, cfg.ngeo, &ids);
+	if (r < 0) {
+		/* geo_load names the file and the reason */
+		free(ids);
+		ids = NULL;
+	}
+	if (ids && same_geo_files(d, &cfg, ids)) {
+		geo = d->geo; /* unchanged: keep the running data and image */
+	} else {
+		r = geo_load((const char *const *)cfg.geo_paths, cfg.ngeo, &geo, errors, &warnings);
+		for (size_t i = 0; i < warnings.n; i++)
+			log_warning("%s", warnings.msgs[i]);
+		diag_free(&warnings);
+		if (r < 0)
+			goto fail;
+		geo_new = 1;
+		r = table_build(&geo, d->generation + 1, &img);
+		if (r < 0) {
+			diag_add(errors, "GeoIP table: cannot build the range table: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	r = resolve_cgroups(d->cgmount, &cfg, &res, &nres, errors);
+	if (r < 0)
+		goto fail;
+
+	/* Everything is valid: switch the kernel. The table first (one map update), then policies. */
+	if (geo_new) {
+		r = kern_install_table(d->kern, &img);
+		if (r < 0) {
+			diag_add(errors, "kernel: installing the GeoIP table failed: %s", strerror(-r));
+			goto fail;
+		}
+	}
+	r = sync_kernel(d, &cfg, res, nres, errors);
+	if (r < 0) {
+		/* Put the running generation back as far as the kernel lets us. */
+		struct diag ignored = {};
+
+		if (geo_new && d->img.words)
+			(void)kern_install_table(d->kern, &d->img);
+		if (d->have_cfg)
+			(void)sync_kernel(d, &d->cfg, d->res, d->nres, &ignored);
+		diag_free(&ignored);
+		goto fail;
+	}
+
+	/* Commit. */
+	for (size_t i = 0; i < cfg.npolicies; i++)
+		(void)id_name_set(&d->polnames, &d->npolnames, cfg.policies[i].id, cfg.policies[i].name);
+	for (size_t i = 0; i < nres; i++)
+		if (res[i].id)
+			(void)id_name_set(&d->cgnames, &d->ncgnames, res[i].id, res[i].rel);
+	if (geo_new) {
+		if (d->have_cfg)
+			geo_db_free(&d->geo);
+		table_image_free(&d->img);
+		d->geo = geo;
+		d->img = img;
+	}
+	if (d->have_cfg)
+		config_free(&d->cfg);
+	d->cfg = cfg;
+	d->have_cfg = 1;
+	free(d->geo_ids);
+	d->geo_ids = ids;
+	d->ngeo_ids = ids ? cfg.ngeo : 0;
+	resolved_free(d->res, d->nres);
+	d->res = res;
+	d->nres = nres;
+	d->generation++;
+	d->last_reload_ok = 1;
+	diag_free(&d->last_errors);
+	return 0;
+
+fail:
+	if (geo_new) {
+		geo_db_free(&geo);
+		table_image_free(&img);
+	}
+	resolved_free(res, nres);
+	free(ids);
+	config_free(&cfg);
+	return r < 0 ? r : -EINVAL;
+}
+
+/* Reload from a signal or the API: logs, counts failures, keeps the running generation. */
+static int do_reload(struct egressd *d, struct diag *errors)
+{
+	uint64_t t0 = now_usec();
+	int r;
+
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, t0);
+	r = reload(d, errors);
+	if (r < 0) {
+		d->reload_failures++;
+		d->last_reload_ok = 0;
+		diag_free(&d->last_errors);
+		for (size_t i = 0; i < errors->n; i++) {
+			log_error("reload failed: %s", errors->msgs[i]);
+			diag_add(&d->last_errors, "%s", errors->msgs[i]);
+		}
+		log_error("reload failed (%s); generation %" PRIu64 " stays in force", strerror(-r), d->generation);
+	} else {
+		log_info("reloaded: generation %" PRIu64 ", %zu policies, %d cgroups attached (%.3f s)", d->generation,
+			 d->cfg.npolicies, d->attached, (now_usec() - t0) / 1e6);
+	}
+	sd_notify(0, "READY=1");
+	notify_status(d);
+	return r;
+}
+
+/* ---- cgroup names --------------------------------------------------------------------------- */
+
+static struct egressd *walk_d; /* nftw has no context pointer */
+
+static int walk_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	size_t ml = strlen(walk_d->cgmount);
+
+	if (type != FTW_D)
+		return 0;
+	if (strncmp(path, walk_d->cgmount, ml) == 0)
+		(void)id_name_set(&walk_d->cgnames, &walk_d->ncgnames, (uint64_t)st->st_ino,
+				  path[ml] == '/' ? path + ml + 1 : path + ml);
+	return 0;
+}
+
+/* Path of a cgroup id; walks the hierarchy once when the id is new. "" for the root. */
+static const char *cgroup_name(struct egressd *d, uint64_t id, int *walked)
+{
+	const char *s = id_name_get(d->cgnames, d->ncgnames, id);
+
+	if (!s && !*walked) {
+		*walked = 1;
+		walk_d = d;
+		(void)nftw(d->cgmount, walk_cb, 32, FTW_PHYS | FTW_MOUNT);
+		s = id_name_get(d->cgnames, d->ncgnames, id);
+	}
+	return s;
+}
+
+/* ---- API callbacks -------------------------------------------------------------------------- */
+
+static json_object *json_str_array(char *const *v, size_t n)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(a, json_object_new_string(v[i]));
+	return a;
+}
+
+static int policy_enforcing(const struct egressd *d, size_t p)
+{
+	if (d->cfg.policies[p].mode != EGRESS_MODE_ENFORCE || d->attached <= 0)
+		return 0;
+	for (size_t i = 0; i < d->nres; i++)
+		if (d->res[i].policy == p && d->res[i].id != 0)
+			return 1;
+	return 0;
+}
+
+static json_object *policies_json(struct egressd *d)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t p = 0; p < d->cfg.npolicies; p++) {
+		const struct policy *pol = &d->cfg.policies[p];
+		json_object *o = json_object_new_object(), *cg = json_object_new_array(), *cc = json_object_new_array();
+		json_object *cidr = json_object_new_array();
+		char code[8];
+
+		json_object_object_add(o, "name", json_object_new_string(pol->name));
+		json_object_object_add(o, "id", json_object_new_int64(pol->id));
+		json_object_object_add(o, "file", json_object_new_string(pol->file));
+		json_object_object_add(o, "mode", json_object_new_string(policy_mode_name(pol->mode)));
+		json_object_object_add(o, "enforcing", json_object_new_boolean(policy_enforcing(d, p)));
+		json_object_object_add(o, "unknown",
+				       json_object_new_string(pol->unknown == EGRESS_UNKNOWN_ALLOW ? "allow" : "deny"));
+		json_object_object_add(o, "allow_regions", json_str_array(pol->allow_regions, pol->nallow_regions));
+		for (unsigned id = 1; id < EGRESS_COUNTRY_MAX; id++)
+			if (pol->allowed[id / 64] & (1ULL << (id % 64)))
+				json_object_array_add(cc, json_object_new_string(geo_country_code(id, code)));
+		json_object_object_add(o, "allowed_countries", cc);
+		for (size_t i = 0; i < pol->ncidrs; i++) {
+			const struct policy_cidr *c = &pol->cidrs[i];
+			char buf[INET6_ADDRSTRLEN + 8], a6[INET6_ADDRSTRLEN];
+			json_object *co = json_object_new_object();
+
+			inet_ntop(c->family == 4 ? AF_INET : AF_INET6, c->addr, a6, sizeof(a6));
+			snprintf(buf, sizeof(buf), "%s/%u", a6, c->plen);
+			json_object_object_add(co, "cidr", json_object_new_string(buf));
+			json_object_object_add(co, "action",
+					       json_object_new_string(c->action == EGRESS_CIDR_ALLOW ? "allow" : "deny"));
+			json_object_array_add(cidr, co);
+		}
+		json_object_object_add(o, "cidrs", cidr);
+		for (size_t i = 0; i < d->nres; i++) {
+			json_object *c;
+
+			if (d->res[i].policy != p)
+				continue;
+			c = json_object_new_object();
+			json_object_object_add(c, "path", json_object_new_string(d->res[i].rel));
+			json_object_object_add(c, "id", json_object_new_uint64(d->res[i].id));
+			json_object_object_add(c, "exists", json_object_new_boolean(d->res[i].id != 0));
+			json_object_array_add(cg, c);
+		}
+		json_object_object_add(o, "cgroups", cg);
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+static int op_status(void *userdata, json_object **ret, char **ret_err)
+{
+	struct egressd *d = userdata;
+	json_object *o = json_object_new_object(), *geo = json_object_new_object(), *src = json_object_new_array();
+	json_object *pre = json_object_new_object(), *rng = json_object_new_object(), *hooks = json_object_new_array();
+	json_object *errs = json_object_new_array(), *lr = json_object_new_object();
+	uint64_t stats[EGRESS_STAT_COUNT] = {};
+
+	(void)kern_read_stats(d->kern, stats);
+	json_object_object_add(o, "version", json_object_new_string(EGRESSD_VERSION));
+	json_object_object_add(o, "uptime_s", json_object_new_uint64((now_usec() - d->start_usec) / 1000000));
+	json_object_object_add(o, "config", json_object_new_string(d->config_path));
+	for (size_t i = 0; i < d->geo.nsources; i++) {
+		const struct geo_source *s = &d->geo.sources[i];
+		json_object *so = json_object_new_object();
+
+		json_object_object_add(so, "path", json_object_new_string(s->path));
+		json_object_object_add(so, "format", json_object_new_string(s->format));
+		json_object_object_add(so, "gzip", json_object_new_boolean(s->gzip));
+		json_object_object_add(so, "sha256", json_object_new_string(s->sha256));
+		if (s->database_type)
+			json_object_object_add(so, "database_type", json_object_new_string(s->database_type));
+		json_object_object_add(so, "build_epoch", json_object_new_uint64(s->build_epoch));
+		json_object_object_add(so, "rows", json_object_new_uint64(s->rows));
+		json_object_array_add(src, so);
+	}
+	json_object_object_add(geo, "sources", src);
+	json_object_object_add(pre, "ipv4", json_object_new_uint64(d->geo.prefixes4));
+	json_object_object_add(pre, "ipv6", json_object_new_uint64(d->geo.prefixes6));
+	json_object_object_add(geo, "prefixes", pre);
+	json_object_object_add(rng, "ipv4", json_object_new_uint64(d->img.n4));
+	json_object_object_add(rng, "ipv6", json_object_new_uint64(d->img.n6));
+	json_object_object_add(geo, "ranges", rng);
+	json_object_object_add(geo, "table_bytes", json_object_new_uint64(d->img.nwords * 8));
+	json_object_object_add(o, "geo", geo);
+	json_object_object_add(o, "generation", json_object_new_uint64(d->generation));
+	json_object_object_add(o, "cgroup_mount", json_object_new_string(d->cgmount));
+	for (size_t i = 0; i < kern_attached_count(d->kern); i++) {
+		json_object *h = json_object_new_object(), *names = json_object_new_array();
+		const char *path;
+		uint64_t id;
+
+		if (kern_attached(d->kern, i, &path, &id) < 0)
+			continue;
+		json_object_object_add(h, "cgroup", json_object_new_string(path));
+		json_object_object_add(h, "cgroup_id", json_object_new_uint64(id));
+		for (size_t k = 0; k < KERN_NHOOKS; k++)
+			json_object_array_add(names, json_object_new_string(kern_hook_names[k]));
+		json_object_object_add(h, "hooks", names);
+		json_object_array_add(hooks, h);
+	}
+	json_object_object_add(o, "attachments", hooks);
+	json_object_object_add(o, "attached_cgroups", json_object_new_int((int)kern_attached_count(d->kern)));
+	json_object_object_add(o, "policies", policies_json(d));
+	json_object_object_add(o, "events_lost", json_object_new_uint64(stats[EGRESS_STAT_EVENTS_LOST]));
+	json_object_object_add(o, "events_seen", json_object_new_uint64(d->events_seen));
+	json_object_object_add(o, "counter_overflow", json_object_new_uint64(stats[EGRESS_STAT_COUNTER_OVERFLOW]));
+	json_object_object_add(o, "reload_failures", json_object_new_uint64(d->reload_failures));
+	json_object_object_add(lr, "ok", json_object_new_boolean(d->last_reload_ok));
+	for (size_t i = 0; i < d->last_errors.n; i++)
+		json_object_array_add(errs, json_object_new_string(d->last_errors.msgs[i]));
+	json_object_object_add(lr, "errors", errs);
+	json_object_object_add(o, "last_reload", lr);
+	*ret = o;
+	return 0;
+}
+
+struct counters_ctx {
+	struct egressd *d;
+	struct counter_rows *rows;
+	int walked;
+	int err;
+};
+
+static int add_row(struct counter_rows *rows, const struct counter_row *row)
+{
+	struct counter_row *nv = realloc(rows->v, (rows->n + 1) * sizeof(*nv));
+
+	if (!nv)
+		return -ENOMEM;
+	rows->v = nv;
+	rows->v[rows->n++] = *row;
+	return 0;
+}
+
+static int counters_cb(const struct egress_counter_key *k, const struct egress_counter_val *v, void *userdata)
+{
+	struct counters_ctx *c = userdata;
+	const char *path = cgroup_name(c->d, k->cgroup_id, &c->walked);
+	const char *pol = id_name_get(c->d->polnames, c->d->npolnames, k->policy_id);
+	struct counter_row row = {
+		.cgroup_id = k->cgroup_id,
+		.country = k->country,
+		.proto = k->proto,
+		.verdict = k->verdict,
+		.connections = v->connections,
+		.packets = v->packets,
+		.bytes = v->bytes,
+	};
+	char idbuf[32];
+
+	if (!path) {
+		snprintf(idbuf, sizeof(idbuf), "id:%" PRIu64, (uint64_t)k->cgroup_id);
+		path = idbuf;
+	}
+	row.cgroup = strdup(path);
+	row.unit = cgroup_unit_of(path);
+	row.policy = strdup(pol ? pol : "");
+	if (!row.cgroup || !row.unit || !row.policy || add_row(c->rows, &row) < 0) {
+		free(row.cgroup);
+		free(row.unit);
+		free(row.policy);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int op_counters(void *userdata, struct counter_rows *ret, char **ret_err)
+{
+	struct egressd *d = userdata;
+	struct counter_rows rows = {};
+	struct counters_ctx c = { .d = d, .rows = &rows };
+	struct egress_counter_val ov[EGRESS_VERDICT_COUNT] = {};
+	int r;
+
+	r = kern_read_counters(d->kern, counters_cb, &c);
+	if (r >= 0)
+		r = kern_read_overflow(d->kern, ov);
+	for (unsigned v = 0; r >= 0 && v < EGRESS_VERDICT_COUNT; v++) {
+		struct counter_row row = { .verdict = v, .overflow = 1, .connections = ov[v].connections,
+					   .packets = ov[v].packets, .bytes = ov[v].bytes };
+
+		if (!ov[v].connections && !ov[v].packets)
+			continue;
+		row.cgroup = strdup("");
+		row.unit = strdup("");
+		row.policy = strdup("");
+		if (!row.cgroup || !row.unit || !row.policy || add_row(&rows, &row) < 0) {
+			free(row.cgroup);
+			free(row.unit);
+			free(row.policy);
+			r = -ENOMEM;
+		}
+	}
+	if (r < 0) {
+		counter_rows_free(&rows);
+		if (asprintf(ret_err, "reading the kernel counters failed: %s", strerror(-r)) < 0)
+			*ret_err = NULL;
+		return r;
+	}
+	*ret = rows;
+	return 0;
+}
+
+static int op_metrics(void *userdata, struct metrics_snapshot *ret, char **ret_err)
+{
+	static struct policy_gauge *gauges; /* valid until the next call, like the snapshot */
+	struct egressd *d = userdata;
+	uint64_t stats[EGRESS_STAT_COUNT] = {};
+
+	(void)kern_read_stats(d->kern, stats);
+	free(gauges);
+	gauges = calloc(d->cfg.npolicies ? d->cfg.npolicies : 1, sizeof(*gauges));
+	if (!gauges)
+		return -ENOMEM;
+	for (size_t p = 0; p < d->cfg.npolicies; p++)
+		gauges[p] = (struct policy_gauge){ d->cfg.policies[p].name, policy_enforcing(d, p) };
+	*ret = (struct metrics_snapshot){
+		.events_lost = stats[EGRESS_STAT_EVENTS_LOST],
+		.counter_overflow = stats[EGRESS_STAT_COUNTER_OVERFLOW],
+		.geo_prefixes4 = d->geo.prefixes4,
+		.geo_prefixes6 = d->geo.prefixes6,
+		.policy_generation = d->generation,
+		.reload_failures = d->reload_failures,
+		.policies = gauges,
+		.npolicies = d->cfg.npolicies,
+	};
+	return 0;
+}
+
+/* The policy in force for a cgroup path: the deepest configured ancestor (or the path itself). */
+static const struct policy *policy_for_path(struct egressd *d, const char *rel, const char **ret_at)
+{
+	const struct policy *best = NULL;
+	size_t best_len = 0;
+
+	for (size_t i = 0; i < d->nres; i++) {
+		size_t l = strlen(d->res[i].rel);
+
+		if (strncmp(rel, d->res[i].rel, l) == 0 && (rel[l] == '\0' || rel[l] == '/') && (!best || l > best_len)) {
+			best = &d->cfg.policies[d->res[i].policy];
+			best_len = l;
+			*ret_at = d->res[i].rel;
+		}
+	}
+	return best;
+}
+
+static int op_lookup(void *userdata, const char *addr, const char *cgroup, json_object **ret, char **ret_err)
+{
+	struct egressd *d = userdata;
+	char buf[46], pbuf[64], code[8];
+	const struct geo_span *span;
+	json_object *o;
+	uint8_t bytes[16] = {};
+	int family, canon_family;
+	u128 a, canon;
+	uint16_t country;
+
+	if (!addr || geo_parse_addr(addr, &a, &family) < 0) {
+		if (asprintf(ret_err, "addr: '%s' is not an IPv4 or IPv6 address", addr ? addr : "") < 0)
+			*ret_err = NULL;
+		return -EINVAL;
+	}
+	canon = a;
+	canon_family = family;
+	/* IPv4-mapped ::ffff:0:0/96 and NAT64 64:ff9b::/96 are looked up as the embedded IPv4. */
+	if (family == 6 && ((a >> 32) == 0xffff || (a >> 32) == (((u128)0x0064ff9b) << 64))) {
+		canon = a & 0xffffffffu;
+		canon_family = 4;
+	}
+	if (canon_family == 4) {
+		uint32_t be = htonl((uint32_t)canon);
+
+		memcpy(bytes, &be, 4);
+		country = table_lookup4(&d->img, (uint32_t)canon);
+	} else {
+		for (int i = 0; i < 16; i++)
+			bytes[i] = (uint8_t)(canon >> (8 * (15 - i)));
+		country = table_lookup6(&d->img, bytes);
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "address", json_object_new_string(addr));
+	json_object_object_add(o, "family", json_object_new_string(canon_family == 4 ? "ipv4" : "ipv6"));
+	if (canon_family != family)
+		json_object_object_add(o, "canonical", json_object_new_string(geo_format_addr(4, canon, buf)));
+	json_object_object_add(o, "country", json_object_new_string(geo_country_code(country, code)));
+	span = geo_db_find(&d->geo, canon_family, canon);
+	if (span) {
+		u128 ps;
+		unsigned plen;
+
+		geo_prefix_containing(span->start, span->end, canon, canon_family == 4 ? 32 : 128, &ps, &plen);
+		snprintf(pbuf, sizeof(pbuf), "%s/%u", geo_format_addr(canon_family, ps, buf), plen);
+		json_object_object_add(o, "prefix", json_object_new_string(pbuf));
+		snprintf(pbuf, sizeof(pbuf), "%s", geo_format_addr(canon_family, span->start, buf));
+		json_object_object_add(o, "range_start", json_object_new_string(pbuf));
+		json_object_object_add(o, "range_end",
+				       json_object_new_string(geo_format_addr(canon_family, span->end, buf)));
+	} else {
+		json_object_object_add(o, "prefix", NULL);
+	}
+	json_object_object_add(o, "generation", json_object_new_uint64(d->generation));
+	if (cgroup) {
+		const char *at = NULL, *rel = cgroup;
+		const struct policy_cidr *match = NULL;
+		const struct policy *p;
+		uint8_t verdict;
+
+		while (*rel == '/')
+			rel++;
+		p = policy_for_path(d, rel, &at);
+		json_object_object_add(o, "cgroup", json_object_new_string(rel));
+		if (!p) {
+			json_object_object_add(o, "policy", NULL);
+			json_object_object_add(o, "verdict", NULL);
+		} else {
+			(void)policy_decide(p, canon_family, bytes, country, &verdict, &match);
+			json_object_object_add(o, "policy", json_object_new_string(p->name));
+			json_object_object_add(o, "policy_cgroup", json_object_new_string(at));
+			json_object_object_add(o, "mode", json_object_new_string(policy_mode_name(p->mode)));
+			json_object_object_add(o, "verdict", json_object_new_string(verdict_name(verdict)));
+			if (match) {
+				char a6[INET6_ADDRSTRLEN];
+
+				inet_ntop(match->family == 4 ? AF_INET : AF_INET6, match->addr, a6, sizeof(a6));
+				snprintf(pbuf, sizeof(pbuf), "%s/%u", a6, match->plen);
+				json_object_object_add(o, "matched_cidr", json_object_new_string(pbuf));
+			}
+		}
+	}
+	*ret = o;
+	return 0;
+}
+
+static int op_policies(void *userdata, json_object **ret, char **ret_err)
+{
+	struct egressd *d = userdata;
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "generation", json_object_new_uint64(d->generation));
+	json_object_object_add(o, "policies", policies_json(d));
+	*ret = o;
+	return 0;
+}
+
+static int op_reload(void *userdata, json_object **ret, char **ret_err)
+{
+	struct egressd *d = userdata;
+	struct diag errors = {};
+	json_object *o = json_object_new_object(), *e = json_object_new_array();
+	int r = do_reload(d, &errors);
+
+	json_object_object_add(o, "ok", json_object_new_boolean(r >= 0));
+	json_object_object_add(o, "generation", json_object_new_uint64(d->generation));
+	for (size_t i = 0; i < errors.n; i++)
+		json_object_array_add(e, json_object_new_string(errors.msgs[i]));
+	json_object_object_add(o, "errors", e);
+	diag_free(&errors);
+	*ret = o;
+	return 0;
+}
+
+/* ---- event loop ----------------------------------------------------------------------------- */
+
+static int event_cb(const struct egress_event *ev, void *userdata)
+{
+	struct egressd *d = userdata;
+	uint64_t now = now_usec();
+	char addr[INET6_ADDRSTRLEN], code[8];
+	const char *pol;
+
+	d->events_seen++;
+	if (now - d->log_window_usec >= 1000000) {
+		if (d->log_suppressed)
+			log_notice("%" PRIu64 " similar deny events not logged in the last second", d->log_suppressed);
+		d->log_window_usec = now;
+		d->log_in_window = 0;
+		d->log_suppressed = 0;
+	}
+	if (d->log_in_window >= EVENT_LOG_BURST) {
+		d->log_suppressed++;
+		return 0;
+	}
+	d->log_in_window++;
+	inet_ntop(ev->family == 2 ? AF_INET : AF_INET6, ev->addr, addr, sizeof(addr));
+	pol = id_name_get(d->polnames, d->npolnames, ev->policy_id);
+	log_notice("%s: policy=%s pid=%u comm=%.16s uid=%u dst=%s port=%u proto=%u country=%s", verdict_name(ev->verdict),
+		   pol ? pol : "?", ev->pid, ev->comm, ev->uid, addr, ev->dport, ev->proto,
+		   geo_country_code(ev->country, code));
+	return 0;
+}
+
+static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct egressd *d = userdata;
+
+	(void)kern_events_consume(d->kern, event_cb, d);
+	return 0;
+}
+
+static int on_rescan(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct egressd *d = userdata;
+	struct resolved *res = NULL;
+	struct diag errors = {};
+	size_t nres = 0;
+
+	if (resolve_cgroups(d->cgmount, &d->cfg, &res, &nres, &errors) >= 0) {
+		if (!resolved_equal(res, nres, d->res, d->nres)) {
+			if (sync_kernel(d, &d->cfg, res, nres, &errors) >= 0) {
+				for (size_t i = 0; i < nres; i++)
+					if (res[i].id)
+						(void)id_name_set(&d->cgnames, &d->ncgnames, res[i].id, res[i].rel);
+				log_info("cgroups changed: %d attached", d->attached);
+				resolved_free(d->res, d->nres);
+				d->res = res;
+				d->nres = nres;
+				res = NULL;
+				nres = 0;
+				notify_status(d);
+			}
+		}
+	}
+	for (size_t i = 0; i < errors.n; i++)
+		log_warning("%s", errors.msgs[i]);
+	diag_free(&errors);
+	resolved_free(res, nres);
+	(void)sd_event_source_set_time(s, now_usec() + RESCAN_USEC);
+	(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	struct diag errors = {};
+
+	(void)do_reload(userdata, &errors);
+	diag_free(&errors);
+	return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	sd_notify(0, "STOPPING=1");
+	return sd_event_exit(sd_event_source_get_event(s), 0);
+}
+
+static int prepare_socket_dir(const char *path)
+{
+	char *dir = strdup(path), *slash;
+	int r = 0;
+
+	if (!dir)
+		return -ENOMEM;
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			r = -errno;
+	}
+	free(dir);
+	return r;
+}
+
+int egressd_check(const char *config_path)
+{
+	struct config cfg = {};
+	struct geo_db geo = {};
+	struct table_image img = {};
+	struct diag errors = {}, warnings = {};
+	int r;
+
+	r = config_load(config_path, &cfg, &errors);
+	if (r >= 0) {
+		r = geo_load((const char *const *)cfg.geo_paths, cfg.ngeo, &geo, &errors, &warnings);
+		if (r >= 0) {
+			r = table_build(&geo, 1, &img);
+			if (r < 0)
+				diag_add(&errors, "GeoIP table: cannot build the range table: %s", strerror(-r));
+		}
+	}
+	for (size_t i = 0; i < warnings.n; i++)
+		fprintf(stderr, "warning: %s\n", warnings.msgs[i]);
+	for (size_t i = 0; i < errors.n; i++)
+		fprintf(stderr, "%s\n", errors.msgs[i]);
+	if (r >= 0)
+		printf("%s: valid: %zu policies, %zu regions, %" PRIu64 " IPv4 + %" PRIu64 " IPv6 prefixes "
+		       "(%" PRIu64 " + %" PRIu64 " ranges, %zu KiB table)\n",
+		       config_path, cfg.npolicies, cfg.nregions, geo.prefixes4, geo.prefixes6, img.n4, img.n6,
+		       img.nwords * 8 / 1024);
+	else if (errors.n == 0)
+		fprintf(stderr, "%s: invalid: %s\n", config_path, strerror(-r));
+	diag_free(&errors);
+	diag_free(&warnings);
+	table_image_free(&img);
+	geo_db_free(&geo);
+	if (cfg.path)
+		config_free(&cfg);
+	return r < 0 ? 1 : 0;
+}
+
+static void egressd_free(struct egressd *d)
+{
+	api_free(d->api);
+	sd_event_source_unref(d->rescan);
+	sd_event_source_unref(d->events_src);
+	kern_free(d->kern);
+	if (d->have_cfg) {
+		geo_db_free(&d->geo);
+		config_free(&d->cfg);
+	}
+	table_image_free(&d->img);
+	free(d->geo_ids);
+	resolved_free(d->res, d->nres);
+	id_names_free(&d->cgnames, &d->ncgnames);
+	id_names_free(&d->polnames, &d->npolnames);
+	diag_free(&d->last_errors);
+	free(d->cgmount);
+	sd_event_unref(d->event);
+}
+
+static void libbpf_log(int level, const char *line)
+{
+	log_msg(level, "%s", line);
+}
+
+int egressd_run(const struct egressd_args *args)
+{
+	struct egressd d = { .config_path = args->config_path, .start_usec = now_usec(), .last_reload_ok = 1 };
+	struct api_ops ops = {
+		.userdata = &d,
+		.status = op_status,
+		.counters = op_counters,
+		.metrics = op_metrics,
+		.lookup = op_lookup,
+		.policies = op_policies,
+		.reload = op_reload,
+	};
+	struct diag errors = {};
+	sigset_t mask;
+	struct group *g;
+	int r, exit_code = 1;
+
+	r = cgroup_find_v2_mount(&d.cgmount);
+	if (r < 0) {
+		log_error("cannot find the cgroup v2 mount in /proc/self/mountinfo: %s; refusing to start", strerror(-r));
+		goto out;
+	}
+	kern_set_log(libbpf_log);
+	r = kern_open(&d.kern, &errors);
+	if (r < 0) {
+		for (size_t i = 0; i < errors.n; i++)
+			log_error("%s", errors.msgs[i]);
+		diag_free(&errors);
+		log_error("loading the BPF programs failed: %s (errno %d); nothing is counted or enforced", strerror(-r), -r);
+		goto out;
+	}
+	r = reload(&d, &errors);
+	if (r < 0) {
+		for (size_t i = 0; i < errors.n; i++)
+			log_error("%s", errors.msgs[i]);
+		diag_free(&errors);
+		log_error("start failed: %s (errno %d); nothing attached", strerror(-r), -r);
+		goto out;
+	}
+	diag_free(&errors);
+	if (d.attached == 0 && any_enforce(&d.cfg))
+		log_warning("no configured cgroup exists yet: enforcement starts when one appears");
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	r = sd_event_default(&d.event);
+	if (r < 0)
+		goto fail_loop;
+	r = sd_event_add_signal(d.event, NULL, SIGTERM, on_sigterm, &d);
+	if (r >= 0)
+		r = sd_event_add_signal(d.event, NULL, SIGINT, on_sigterm, &d);
+	if (r >= 0)
+		r = sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
+	if (r >= 0)
+		r = sd_event_add_time(d.event, &d.rescan, CLOCK_MONOTONIC, now_usec() + RESCAN_USEC, 100000, on_rescan, &d);
+	if (r >= 0)
+		r = sd_event_add_io(d.event, &d.events_src, kern_events_fd(d.kern), EPOLLIN, on_events, &d);
+	if (r >= 0)
+		r = sd_event_set_watchdog(d.event, 1);
+	if (r < 0)
+		goto fail_loop;
+	r = prepare_socket_dir(d.cfg.socket);
+	if (r < 0) {
+		log_error("%s: cannot create the socket directory: %s", d.cfg.socket, strerror(-r));
+		goto out;
+	}
+	r = api_start(d.event, d.cfg.socket, -1, &ops, &d.api);
+	if (r < 0) {
+		log_error("%s: cannot serve the API: %s", d.cfg.socket, strerror(-r));
+		goto out;
+	}
+	if (d.cfg.reader_group && *d.cfg.reader_group) {
+		g = getgrnam(d.cfg.reader_group);
+		if (!g)
+			log_warning("ReaderGroup=%s: no such group; %s stays root-only", d.cfg.reader_group, d.cfg.socket);
+		else if ((r = api_socket_chown(d.api, g->gr_gid)) < 0)
+			log_warning("%s: chown to group %s: %s", d.cfg.socket, d.cfg.reader_group, strerror(-r));
+	}
+	if (d.cfg.admin_group && *d.cfg.admin_group) {
+		g = getgrnam(d.cfg.admin_group);
+		if (!g)
+			log_warning("AdminGroup=%s: no such group; only root may reload", d.cfg.admin_group);
+		else
+			api_set_admin_gid(d.api, g->gr_gid);
+	}
+	log_info("started: generation %" PRIu64 ", %zu policies, %d cgroups attached, %" PRIu64 " IPv4 + %" PRIu64
+		 " IPv6 prefixes, API on %s",
+		 d.generation, d.cfg.npolicies, d.attached, d.geo.prefixes4, d.geo.prefixes6, d.cfg.socket);
+	sd_notify(0, "READY=1");
+	notify_status(&d);
+	r = sd_event_loop(d.event);
+	if (r < 0)
+		goto fail_loop;
+	exit_code = 0;
+	log_info("stopping: detaching programs");
+	goto out;
+
+fail_loop:
+	log_error("event loop: %s", strerror(-r));
+out:
+	for (size_t i = 0; i < errors.n; i++)
+		log_error("%s", errors.msgs[i]);
+	diag_free(&errors);
+	egressd_free(&d);
+	return exit_code;
+}

@@ -1,0 +1,765 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "kern.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "cgroup.h"
+#include "egress.skel.h"
+
+const char *const kern_hook_names[KERN_NHOOKS] = {
+	"cgroup/connect4",
+	"cgroup/connect6",
+	"cgroup/sendmsg4",
+	"cgroup/sendmsg6",
+};
+
+struct kern_att {
+	char *path; /* rel path */
+	uint64_t cgid;
+	struct bpf_link *links[KERN_NHOOKS];
+};
+
+struct kern {
+	struct egress *skel;
+	struct ring_buffer *rb;
+	int ncpus;
+	struct kern_att *att;
+	size_t natt;
+	/* set for the duration of kern_events_consume */
+	int (*ev_cb)(const struct egress_event *ev, void *userdata);
+	void *ev_userdata;
+	int ev_err;
+};
+
+/* ---- libbpf messages ------------------------------------------------------------------------- */
+
+static void (*log_fn)(int level, const char *line);
+static char last_warning[256]; /* last LIBBPF_WARN line, for the one-line load error */
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[4096], *line, *save = NULL;
+	int lvl = level == LIBBPF_WARN ? LOG_INFO : LOG_DEBUG;
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (level == LIBBPF_WARN)
+			snprintf(last_warning, sizeof(last_warning), "%s", line);
+		if (log_fn)
+			log_fn(lvl, line);
+	}
+	return 0;
+}
+
+void kern_set_log(void (*fn)(int level, const char *line))
+{
+	log_fn = fn;
+	libbpf_set_print(libbpf_print);
+}
+
+/* ---- open / free ----------------------------------------------------------------------------- */
+
+static int ringbuf_handler(void *ctx, void *data, size_t size)
+{
+	struct kern *k = ctx;
+	struct egress_event ev;
+	int r;
+
+	if (size < sizeof(ev) || !k->ev_cb)
+		return 0;
+	memcpy(&ev, data, sizeof(ev));
+	r = k->ev_cb(&ev, k->ev_userdata);
+	if (r < 0) {
+		k->ev_err = r;
+		return r;
+	}
+	return 0;
+}
+
+int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct diag *errors)
+{
+	struct kern_sizes sz = sizes ? *sizes : (struct kern_sizes){};
+	struct kern *k;
+	int r;
+
+	libbpf_set_print(libbpf_print);
+	last_warning[0] = '\0';
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->ncpus = libbpf_num_possible_cpus();
+	if (k->ncpus <= 0) {
+		r = k->ncpus < 0 ? k->ncpus : -EINVAL;
+		diag_add(errors, "BPF: cannot count the possible CPUs: %s (errno %d)", strerror(-r), -r);
+		goto fail;
+	}
+	k->skel = egress__open();
+	if (!k->skel) {
+		r = -errno;
+		diag_add(errors, "BPF: opening the embedded object failed: %s (errno %d)", strerror(-r), -r);
+		goto fail;
+	}
+	r = 0;
+	if (sz.counters)
+		r = r ?: bpf_map__set_max_entries(k->skel->maps.counters, sz.counters);
+	if (sz.cgroup_policy)
+		r = r ?: bpf_map__set_max_entries(k->skel->maps.cgroup_policy, sz.cgroup_policy);
+	if (sz.policies)
+		r = r ?: bpf_map__set_max_entries(k->skel->maps.policies, sz.policies);
+	if (sz.cidr)
+		r = r ?: bpf_map__set_max_entries(k->skel->maps.cidr, sz.cidr);
+	if (sz.events)
+		r = r ?: bpf_map__set_max_entries(k->skel->maps.events, sz.events);
+	if (r < 0) {
+		diag_add(errors, "BPF: setting the map sizes failed: %s (errno %d)", strerror(-r), -r);
+		goto fail;
+	}
+	r = egress__load(k->skel);
+	if (r < 0) {
+		r = r == -1 ? -errno : r;
+		diag_add(errors, "BPF: loading the programs failed: %s (errno %d)%s%s", strerror(-r), -r,
+			 last_warning[0] ? "; last libbpf message: " : "", last_warning);
+		goto fail;
+	}
+	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), ringbuf_handler, k, NULL);
+	if (!k->rb) {
+		r = -errno;
+		diag_add(errors, "BPF: setting up the event ring buffer failed: %s (errno %d)", strerror(-r), -r);
+		goto fail;
+	}
+	*ret = k;
+	return 0;
+fail:
+	kern_free(k);
+	return r;
+}
+
+int kern_open(struct kern **ret, struct diag *errors)
+{
+	return kern_open_sized(ret, NULL, errors);
+}
+
+static void att_destroy(struct kern_att *a)
+{
+	for (size_t h = 0; h < KERN_NHOOKS; h++)
+		bpf_link__destroy(a->links[h]);
+	free(a->path);
+	memset(a, 0, sizeof(*a));
+}
+
+struct kern *kern_free(struct kern *k)
+{
+	if (!k)
+		return NULL;
+	for (size_t i = 0; i < k->natt; i++)
+		att_destroy(&k->att[i]);
+	free(k->att);
+	ring_buffer__free(k->rb);
+	egress__destroy(k->skel);
+	free(k);
+	return NULL;
+}
+
+/* ---- GeoIP table ----------------------------------------------------------------------------- */
+
+int kern_install_table(struct kern *k, const struct table_image *img)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_MMAPABLE | BPF_F_INNER_MAP);
+	size_t bytes, pagesz = (size_t)sysconf(_SC_PAGESIZE), maplen;
+	uint32_t zero = 0;
+	void *mem;
+	int fd, outer, r;
+
+	if (!img || !img->words || img->nwords <= EGRESS_TABLE_V4_RNG || img->nwords > UINT32_MAX ||
+	    img->words[0] != EGRESS_TABLE_MAGIC)
+		return -EINVAL;
+	bytes = img->nwords * sizeof(uint64_t);
+	maplen = (bytes + pagesz - 1) / pagesz * pagesz;
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "egress_geo", sizeof(uint32_t), sizeof(uint64_t),
+			    (uint32_t)img->nwords, &opts);
+	if (fd < 0)
+		return fd == -1 ? -errno : fd;
+	mem = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED) {
+		r = -errno;
+		goto out;
+	}
+	memcpy(mem, img->words, bytes);
+	if (munmap(mem, maplen) < 0) {
+		r = -errno;
+		goto out;
+	}
+	/* No further writes from userspace: programs only read, the daemon never changes a
+	 * generation once built. */
+	r = bpf_map_freeze(fd);
+	if (r < 0)
+		goto out;
+	outer = bpf_map__fd(k->skel->maps.geo_gen);
+	r = bpf_map_update_elem(outer, &zero, &fd, BPF_ANY);
+out:
+	close(fd); /* the outer map holds its own reference */
+	return r < 0 ? (r == -1 ? -errno : r) : 0;
+}
+
+/* ---- policies -------------------------------------------------------------------------------- */
+
+static int cidr_key_of(uint32_t policy_id, const struct policy_cidr *c, struct egress_cidr_key *ret)
+{
+	struct egress_cidr_key key = { .policy_id = policy_id };
+	unsigned plen;
+
+	if (c->family == 4) {
+		if (c->plen > 32)
+			return -EINVAL;
+		key.addr[10] = key.addr[11] = 0xff;
+		memcpy(&key.addr[12], c->addr, 4);
+		plen = 96 + c->plen;
+	} else if (c->family == 6) {
+		if (c->plen > 128)
+			return -EINVAL;
+		memcpy(key.addr, c->addr, 16);
+		plen = c->plen;
+	} else {
+		return -EINVAL;
+	}
+	if (c->action != EGRESS_CIDR_ALLOW && c->action != EGRESS_CIDR_DENY)
+		return -EINVAL;
+	/* Clear host bits, so the key equals what the trie hands back from get_next_key. */
+	for (unsigned b = plen; b < 128; b++)
+		key.addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+	key.prefixlen = 32 + plen;
+	*ret = key;
+	return 0;
+}
+
+/* All keys of a map (key_size bytes each) in a heap array. */
+static int map_keys(int fd, size_t key_size, void **ret, size_t *ret_n)
+{
+	unsigned char *keys = NULL, *prev = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	for (;;) {
+		if (n == cap) {
+			size_t ncap = cap ? 2 * cap : 64;
+			unsigned char *nk = realloc(keys, ncap * key_size);
+
+			if (!nk) {
+				free(keys);
+				return -ENOMEM;
+			}
+			keys = nk;
+			cap = ncap;
+		}
+		r = bpf_map_get_next_key(fd, prev, keys + n * key_size);
+		if (r < 0) {
+			if (errno == ENOENT)
+				break;
+			r = -errno;
+			free(keys);
+			return r;
+		}
+		prev = keys + n * key_size;
+		n++;
+	}
+	*ret = keys;
+	*ret_n = n;
+	return 0;
+}
+
+static int set_max_level(struct kern *k, uint32_t level)
+{
+	struct egress_config cfg = { .max_level = level };
+	uint32_t zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(k->skel->maps.config), &zero, &cfg, BPF_ANY) < 0)
+		return -errno;
+	return 0;
+}
+
+static int get_max_level(struct kern *k, uint32_t *ret)
+{
+	struct egress_config cfg;
+	uint32_t zero = 0;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(k->skel->maps.config), &zero, &cfg) < 0)
+		return -errno;
+	*ret = cfg.max_level;
+	return 0;
+}
+
+static int policy_wanted(const struct kern_policy *p, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].bpf.policy_id == id)
+			return 1;
+	return 0;
+}
+
+static int cgroup_wanted(const struct kern_policy *p, size_t n, uint64_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < p[i].ncgroup_ids; j++)
+			if (p[i].cgroup_ids[j] == id)
+				return 1;
+	return 0;
+}
+
+static int cidr_wanted(const struct kern_policy *p, size_t n, const struct egress_cidr_key *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].bpf.policy_id != key->policy_id)
+			continue;
+		for (size_t j = 0; j < p[i].ncidrs; j++) {
+			struct egress_cidr_key want;
+
+			if (cidr_key_of(p[i].bpf.policy_id, &p[i].cidrs[j], &want) == 0 &&
+			    memcmp(&want, key, sizeof(want)) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int delete_stale(int fd, size_t key_size, int (*wanted)(const struct kern_policy *, size_t, const void *),
+			const struct kern_policy *p, size_t n)
+{
+	void *keys = NULL;
+	size_t nkeys = 0;
+	int r;
+
+	r = map_keys(fd, key_size, &keys, &nkeys);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < nkeys; i++) {
+		const void *key = (const unsigned char *)keys + i * key_size;
+
+		if (wanted(p, n, key))
+			continue;
+		if (bpf_map_delete_elem(fd, key) < 0 && errno != ENOENT) {
+			r = -errno;
+			break;
+		}
+	}
+	free(keys);
+	return r;
+}
+
+static int wanted_policy_key(const struct kern_policy *p, size_t n, const void *key)
+{
+	uint32_t id;
+
+	memcpy(&id, key, sizeof(id));
+	return policy_wanted(p, n, id);
+}
+
+static int wanted_cgroup_key(const struct kern_policy *p, size_t n, const void *key)
+{
+	uint64_t id;
+
+	memcpy(&id, key, sizeof(id));
+	return cgroup_wanted(p, n, id);
+}
+
+static int wanted_cidr_key(const struct kern_policy *p, size_t n, const void *key)
+{
+	struct egress_cidr_key k;
+
+	memcpy(&k, key, sizeof(k));
+	return cidr_wanted(p, n, &k);
+}
+
+static int map_err(void)
+{
+	return errno == E2BIG || errno == ENOSPC ? -E2BIG : -errno;
+}
+
+int kern_sync_policies(struct kern *k, const struct kern_policy *p, size_t n)
+{
+	int fd_pol = bpf_map__fd(k->skel->maps.policies), fd_cidr = bpf_map__fd(k->skel->maps.cidr);
+	int fd_cg = bpf_map__fd(k->skel->maps.cgroup_policy);
+	uint32_t level = 0, cur = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i].max_level > EGRESS_MAX_CGROUP_LEVEL)
+			return -E2BIG;
+		if (p[i].max_level > level)
+			level = p[i].max_level;
+		for (size_t j = 0; j < p[i].ncidrs; j++) {
+			struct egress_cidr_key key;
+
+			r = cidr_key_of(p[i].bpf.policy_id, &p[i].cidrs[j], &key);
+			if (r < 0)
+				return r;
+		}
+	}
+	r = get_max_level(k, &cur);
+	if (r < 0)
+		return r;
+	if (level > cur) {
+		r = set_max_level(k, level);
+		if (r < 0)
+			return r;
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		struct egress_policy v = p[i].bpf;
+
+		v.has_cidr = p[i].ncidrs > 0;
+		v.pad = 0;
+		if (bpf_map_update_elem(fd_pol, &v.policy_id, &v, BPF_ANY) < 0)
+			return map_err();
+	}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < p[i].ncidrs; j++) {
+			struct egress_cidr_key key;
+			uint32_t action = p[i].cidrs[j].action;
+
+			(void)cidr_key_of(p[i].bpf.policy_id, &p[i].cidrs[j], &key);
+			if (bpf_map_update_elem(fd_cidr, &key, &action, BPF_ANY) < 0)
+				return map_err();
+		}
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < p[i].ncgroup_ids; j++) {
+			uint32_t id = p[i].bpf.policy_id;
+
+			if (bpf_map_update_elem(fd_cg, &p[i].cgroup_ids[j], &id, BPF_ANY) < 0)
+				return map_err();
+		}
+
+	r = delete_stale(fd_cg, sizeof(uint64_t), wanted_cgroup_key, p, n);
+	if (r < 0)
+		return r;
+	r = delete_stale(fd_cidr, sizeof(struct egress_cidr_key), wanted_cidr_key, p, n);
+	if (r < 0)
+		return r;
+	r = delete_stale(fd_pol, sizeof(uint32_t), wanted_policy_key, p, n);
+	if (r < 0)
+		return r;
+	if (level < cur)
+		return set_max_level(k, level);
+	return 0;
+}
+
+/* ---- attachments ----------------------------------------------------------------------------- */
+
+/* rel without leading/trailing '/', in a heap string. */
+static char *normalize_rel(const char *rel)
+{
+	size_t l;
+	char *s;
+
+	while (*rel == '/')
+		rel++;
+	s = strdup(rel);
+	if (!s)
+		return NULL;
+	l = strlen(s);
+	while (l && s[l - 1] == '/')
+		s[--l] = '\0';
+	return s;
+}
+
+/* 1 if a is a proper ancestor of b (component-wise). */
+static int is_ancestor(const char *a, const char *b)
+{
+	size_t la = strlen(a);
+
+	return strncmp(a, b, la) == 0 && b[la] == '/';
+}
+
+static int has_dotdot(const char *rel)
+{
+	for (const char *p = rel; (p = strstr(p, "..")); p += 2)
+		if ((p == rel || p[-1] == '/') && (p[2] == '\0' || p[2] == '/'))
+			return 1;
+	return 0;
+}
+
+static int attach_one(struct kern *k, const char *mount, const char *rel, uint64_t cgid, struct kern_att *ret,
+		      struct diag *errors)
+{
+	struct bpf_program *progs[KERN_NHOOKS] = {
+		k->skel->progs.egress_connect4,
+		k->skel->progs.egress_connect6,
+		k->skel->progs.egress_sendmsg4,
+		k->skel->progs.egress_sendmsg6,
+	};
+	struct kern_att a = {};
+	char *abs = NULL;
+	int fd, r = 0;
+
+	if (asprintf(&abs, "%s/%s", mount, rel) < 0)
+		return -ENOMEM;
+	fd = open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		if (r != -ENOENT)
+			diag_add(errors, "%s: cannot open the cgroup: %s", abs, strerror(-r));
+		free(abs);
+		return r;
+	}
+	for (size_t h = 0; h < KERN_NHOOKS; h++) {
+		a.links[h] = bpf_program__attach_cgroup(progs[h], fd);
+		if (!a.links[h]) {
+			r = -errno;
+			diag_add(errors, "%s: attaching %s failed: %s (errno %d)", abs, kern_hook_names[h],
+				 strerror(-r), -r);
+			break;
+		}
+	}
+	close(fd);
+	free(abs);
+	a.path = strdup(rel);
+	if (r == 0 && !a.path)
+		r = -ENOMEM;
+	if (r < 0) {
+		att_destroy(&a);
+		return r;
+	}
+	a.cgid = cgid;
+	*ret = a;
+	return 0;
+}
+
+int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths, size_t n,
+			  struct diag *errors)
+{
+	char **rel = calloc(n ? n : 1, sizeof(*rel));
+	uint64_t *ids = calloc(n ? n : 1, sizeof(*ids));
+	struct kern_att *natt = calloc(n ? n : 1, sizeof(*natt));
+	unsigned char *keep = calloc(k->natt ? k->natt : 1, 1);
+	size_t nnew = 0;
+	int r = 0, first_err = 0;
+
+	if (!rel || !ids || !natt || !keep) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		rel[i] = normalize_rel(rel_paths[i]);
+		if (!rel[i]) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (!rel[i][0]) {
+			diag_add(errors, "%s: refusing to attach to the cgroup v2 root; name a cgroup below it",
+				 cgroup_mount);
+			r = -EINVAL;
+		} else if (has_dotdot(rel[i])) {
+			diag_add(errors, "%s/%s: cgroup paths may not contain \"..\"", cgroup_mount, rel[i]);
+			r = -EINVAL;
+		}
+	}
+	if (r < 0)
+		goto out;
+
+	/* Current ids; 0 = does not exist now. */
+	for (size_t i = 0; i < n; i++) {
+		char *abs = NULL;
+
+		if (asprintf(&abs, "%s/%s", cgroup_mount, rel[i]) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		if (cgroup_id_of(abs, &ids[i]) < 0)
+			ids[i] = 0;
+		free(abs);
+	}
+
+	for (size_t i = 0; i < n; i++) {
+		int covered = 0, dup = 0;
+		size_t j;
+
+		if (!ids[i])
+			continue;
+		for (j = 0; j < n && !covered; j++)
+			covered = ids[j] && is_ancestor(rel[j], rel[i]);
+		for (j = 0; j < i && !dup; j++)
+			dup = strcmp(rel[j], rel[i]) == 0;
+		if (covered || dup)
+			continue;
+		for (j = 0; j < k->natt; j++)
+			if (!keep[j] && k->att[j].cgid == ids[i] && strcmp(k->att[j].path, rel[i]) == 0)
+				break;
+		if (j < k->natt) {
+			keep[j] = 1;
+			continue;
+		}
+		r = attach_one(k, cgroup_mount, rel[i], ids[i], &natt[nnew], errors);
+		if (r == -ENOENT)
+			continue; /* removed since we looked: like a missing cgroup */
+		if (r < 0) {
+			if (!first_err)
+				first_err = r;
+			continue;
+		}
+		nnew++;
+	}
+
+	/* New links are in place; now drop what is no longer wanted. */
+	for (size_t j = 0; j < k->natt; j++) {
+		if (keep[j])
+			natt[nnew++] = k->att[j];
+		else
+			att_destroy(&k->att[j]);
+	}
+	free(k->att);
+	k->att = natt;
+	k->natt = nnew;
+	natt = NULL;
+	r = first_err ? first_err : (int)k->natt;
+out:
+	if (rel)
+		for (size_t i = 0; i < n; i++)
+			free(rel[i]);
+	free(rel);
+	free(ids);
+	free(natt);
+	free(keep);
+	return r;
+}
+
+size_t kern_attached_count(const struct kern *k)
+{
+	return k ? k->natt : 0;
+}
+
+int kern_attached(const struct kern *k, size_t i, const char **ret_path, uint64_t *ret_id)
+{
+	if (!k || i >= k->natt)
+		return -ENOENT;
+	if (ret_path)
+		*ret_path = k->att[i].path;
+	if (ret_id)
+		*ret_id = k->att[i].cgid;
+	return 0;
+}
+
+/* ---- counters, stats, events ----------------------------------------------------------------- */
+
+static void sum_vals(const struct egress_counter_val *v, int ncpus, struct egress_counter_val *ret)
+{
+	struct egress_counter_val s = {};
+
+	for (int c = 0; c < ncpus; c++) {
+		s.connections += v[c].connections;
+		s.packets += v[c].packets;
+		s.bytes += v[c].bytes;
+	}
+	*ret = s;
+}
+
+int kern_read_counters(struct kern *k,
+		       int (*cb)(const struct egress_counter_key *key, const struct egress_counter_val *sum,
+				 void *userdata),
+		       void *userdata)
+{
+	int fd = bpf_map__fd(k->skel->maps.counters);
+	struct egress_counter_val *vals, sum;
+	struct egress_counter_key key, next;
+	int r = 0, have = 0;
+
+	vals = calloc((size_t)k->ncpus, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (;;) {
+		if (bpf_map_get_next_key(fd, have ? &key : NULL, &next) < 0) {
+			if (errno != ENOENT)
+				r = -errno;
+			break;
+		}
+		key = next;
+		have = 1;
+		if (bpf_map_lookup_elem(fd, &key, vals) < 0) {
+			if (errno == ENOENT)
+				continue; /* counters are never deleted, but be safe */
+			r = -errno;
+			break;
+		}
+		sum_vals(vals, k->ncpus, &sum);
+		r = cb(&key, &sum, userdata);
+		if (r < 0)
+			break;
+		r = 0;
+	}
+	free(vals);
+	return r;
+}
+
+int kern_read_overflow(struct kern *k, struct egress_counter_val ret[EGRESS_VERDICT_COUNT])
+{
+	int fd = bpf_map__fd(k->skel->maps.overflow);
+	struct egress_counter_val *vals, out[EGRESS_VERDICT_COUNT];
+	int r = 0;
+
+	vals = calloc((size_t)k->ncpus, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (uint32_t v = 0; v < EGRESS_VERDICT_COUNT; v++) {
+		if (bpf_map_lookup_elem(fd, &v, vals) < 0) {
+			r = -errno;
+			break;
+		}
+		sum_vals(vals, k->ncpus, &out[v]);
+	}
+	free(vals);
+	if (r == 0)
+		memcpy(ret, out, sizeof(out));
+	return r;
+}
+
+int kern_read_stats(struct kern *k, uint64_t ret[EGRESS_STAT_COUNT])
+{
+	int fd = bpf_map__fd(k->skel->maps.stats);
+	uint64_t *vals, out[EGRESS_STAT_COUNT] = {};
+	int r = 0;
+
+	vals = calloc((size_t)k->ncpus, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < EGRESS_STAT_COUNT; i++) {
+		if (bpf_map_lookup_elem(fd, &i, vals) < 0) {
+			r = -errno;
+			break;
+		}
+		for (int c = 0; c < k->ncpus; c++)
+			out[i] += vals[c];
+	}
+	free(vals);
+	if (r == 0)
+		memcpy(ret, out, sizeof(out));
+	return r;
+}
+
+int kern_events_fd(struct kern *k)
+{
+	return ring_buffer__epoll_fd(k->rb);
+}
+
+int kern_events_consume(struct kern *k, int (*cb)(const struct egress_event *ev, void *userdata), void *userdata)
+{
+	int r;
+
+	k->ev_cb = cb;
+	k->ev_userdata = userdata;
+	k->ev_err = 0;
+	r = ring_buffer__consume(k->rb);
+	k->ev_cb = NULL;
+	k->ev_userdata = NULL;
+	if (k->ev_err < 0)
+		return k->ev_err;
+	return r;
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * kern.h - the BPF side of egressd seen from the daemon: load the programs (skeleton of
+ * bpf/egress.bpf.c), install GeoIP table generations, push policies, attach to cgroups with
+ * bpf_link, read counters, statistics and deny events.
+ *
+ * Nothing here logs. Errors come back as negative errno values, with one-line messages in a
+ * struct diag where the caller needs the reason; libbpf's own messages go to the callback set
+ * with kern_set_log().
+ *
+ * Not pinned yet: everything lives as long as the struct kern (kern_free detaches). The state of
+ * the policy maps is read back from the maps themselves (not from memory), so adopting pinned maps
+ * later needs no change to kern_sync_policies().
+ */
+#ifndef EGRESSD_KERN_H
+#define EGRESSD_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "egress_abi.h"
+#include "policy.h"
+#include "table.h"
+
+struct kern;
+
+/* Hooks the programs are attached to, in the order of kern_hook_names. */
+#define KERN_NHOOKS 4
+extern const char *const kern_hook_names[KERN_NHOOKS]; /* "cgroup/connect4", ... */
+
+/* Receives libbpf's messages (verifier logs included), one line at a time, at a syslog(3)
+ * level one lower than libbpf's: LIBBPF_WARN -> LOG_INFO, LIBBPF_INFO and LIBBPF_DEBUG ->
+ * LOG_DEBUG. fn NULL (the default) drops them. Process-wide (libbpf_set_print). */
+void kern_set_log(void (*fn)(int level, const char *line));
+
+/* Map sizes (entries; events: bytes, a power of two >= page size). 0 = the default of
+ * bpf/egress.bpf.c: counters 65536, cgroup_policy 16384, policies 4096, cidr 65536,
+ * events 1 MiB. */
+struct kern_sizes {
+	uint32_t counters;
+	uint32_t cgroup_policy;
+	uint32_t policies;
+	uint32_t cidr;
+	uint32_t events;
+};
+
+/* Open the skeleton, size the maps, load (verify) the programs, set up the ring buffer reader.
+ * Nothing is attached and no table is installed: until kern_install_table() every lookup gives
+ * country 0 (and counts EGRESS_STAT_NO_TABLE). Returns 0 and *ret, or a negative errno with one
+ * line in errors ("BPF: loading the programs failed: REASON (errno N); last libbpf message: ...").
+ * Needs CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN (or root). */
+int kern_open(struct kern **ret, struct diag *errors);
+/* Same with map sizes (sizes NULL = defaults). */
+int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct diag *errors);
+
+/* Detach every program (destroys the links), close all maps. Returns NULL. k may be NULL. */
+struct kern *kern_free(struct kern *k);
+
+/* Install img as the current GeoIP generation: create a BPF_F_MMAPABLE | BPF_F_INNER_MAP array
+ * "egress_geo" of img->nwords __u64 words, copy the image in through mmap, freeze it (read-only
+ * for syscalls), then replace slot 0 of "geo_gen" in one map update, so programs see either the
+ * old or the new generation, never a mix. The previous generation is freed by the kernel when the
+ * last program using it returns. Returns 0, -EINVAL when img is not a table image (magic, size),
+ * or the errno of the failing bpf()/mmap() call. */
+int kern_install_table(struct kern *k, const struct table_image *img);
+
+/* A policy as the kernel needs it. */
+struct kern_policy {
+	struct egress_policy bpf; /* map "policies" value; bpf.policy_id is the key */
+	const struct policy_cidr *cidrs; /* exceptions (family 4/6, plen, action, addr) */
+	size_t ncidrs;
+	const uint64_t *cgroup_ids; /* cgroup v2 ids that carry this policy now (existing cgroups) */
+	size_t ncgroup_ids;
+	uint32_t max_level; /* deepest level among those cgroups (cgroup_level_of of their paths) */
+};
+
+/* Make the maps policies, cidr, cgroup_policy and config describe exactly p[0..n). Order, so a
+ * concurrent connect() never sees a cgroup pointing to a missing policy: raise config.max_level
+ * if needed; insert/update policies, then CIDR entries, then cgroup_policy entries; delete stale
+ * cgroup_policy entries, then stale CIDR entries, then stale policies; lower config.max_level if
+ * needed. Stale = present in the map but not in p (read back from the maps). Counters are never
+ * touched. When a cgroup id appears in two policies, the later one wins. Returns 0, -E2BIG when a
+ * max_level exceeds EGRESS_MAX_CGROUP_LEVEL or a map is too small, -EINVAL for a bad CIDR, or the
+ * errno of the failing map operation (the maps may then hold a mix; call again with the old set to
+ * restore). */
+int kern_sync_policies(struct kern *k, const struct kern_policy *p, size_t n);
+
+/* Attach the four programs (bpf_link, multi-attach: other programs on the same cgroups are kept)
+ * to the topmost existing cgroups among rel_paths (paths relative to cgroup_mount; duplicates,
+ * missing cgroups and paths below another listed path are fine: the latter are covered by the
+ * ancestor's attachment, the programs pick the deepest policy themselves). Links already attached
+ * to the same path and cgroup id are kept; a path whose cgroup id changed (removed and created
+ * again) is re-attached; links of cgroups no longer wanted or gone are destroyed. New links are
+ * made before old ones are destroyed (no gap; a connection in that instant may be counted at
+ * both). Returns the number of cgroups attached, -EINVAL (nothing changed) when a path is the
+ * cgroup v2 root ("" or "/") or contains "..", or the first attach error (other paths are still
+ * processed); each problem is one line in errors. */
+int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths, size_t n,
+			  struct diag *errors);
+
+/* Attached cgroups, for /v1/status: the number, and entry i (< count) as its rel path (valid until
+ * the next kern_sync_attachments) and cgroup id. Each has all KERN_NHOOKS hooks attached.
+ * kern_attached returns 0 or -ENOENT when i >= count. */
+size_t kern_attached_count(const struct kern *k);
+int kern_attached(const struct kern *k, size_t i, const char **ret_path, uint64_t *ret_id);
+
+/* Call cb for every key of "counters" with the sum over all possible CPUs. A negative return of
+ * cb stops the walk and is returned. Keys inserted during the walk may or may not be seen.
+ * Returns 0 or a negative errno. */
+int kern_read_counters(struct kern *k,
+		       int (*cb)(const struct egress_counter_key *key, const struct egress_counter_val *sum,
+				 void *userdata),
+		       void *userdata);
+
+/* The overflow slot (counts that found the counter map full), per verdict, summed over CPUs. */
+int kern_read_overflow(struct kern *k, struct egress_counter_val ret[EGRESS_VERDICT_COUNT]);
+
+/* The "stats" array (EGRESS_STAT_*), summed over CPUs. */
+int kern_read_stats(struct kern *k, uint64_t ret[EGRESS_STAT_COUNT]);
+
+/* The ring buffer's epoll fd: readable when events are waiting (for sd_event_add_io, EPOLLIN). */
+int kern_events_fd(struct kern *k);
+
+/* Hand every waiting event to cb (in order). Returns the number consumed, or a negative errno
+ * (a negative return of cb stops consumption and is returned). */
+int kern_events_consume(struct kern *k, int (*cb)(const struct egress_event *ev, void *userdata),
+			void *userdata);
+
+#endif

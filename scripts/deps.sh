@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Install what a fresh Debian 12 machine lacks to build, test and run egressd (needs root).
+set -euo pipefail
+pkgs=(
+	make gcc clang llvm pkg-config bpftool
+	libbpf-dev libelf-dev zlib1g-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev
+	libmaxminddb-dev libcmocka-dev libssl-dev libcurl4-openssl-dev
+	iproute2 util-linux procps curl python3 mmdb-bin
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

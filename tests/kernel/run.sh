@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Kernel integration tests: every tests/kernel/test_*.sh and e2e.py against the real kernel.
+# Needs root; each test cleans up its cgroups, namespaces, pins and processes on every exit path.
+set -u
+cd "$(dirname "$0")/../.."
+export BUILD=${BUILD:-build}
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP: kernel tests need root (BPF, cgroups, network namespaces)"
+	exit 77
+fi
+fail=0
+for t in "$BUILD"/tests/kern_smoke "$BUILD"/tests/lookup_check; do
+	[ -x "$t" ] || continue
+	echo "== $t"
+	"$t" || fail=1
+done
+echo "== tests/kernel/e2e.py"
+python3 tests/kernel/e2e.py || fail=1
+exit $fail
