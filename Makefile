@@ -3,6 +3,8 @@
 
 .DELETE_ON_ERROR:
 .DEFAULT_GOAL := all
+# Keep intermediate files (BPF objects) so a second make does nothing.
+.SECONDARY:
 .SUFFIXES:
 
 PREFIX     ?= /usr/local
@@ -67,12 +69,13 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 # tests/*/NAME.mk and add themselves to KTEST_BINS.
 KTOOL_BINS := $(BUILD)/tests/sockprobe
 KTEST_BINS :=
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 BINS       := $(BUILD)/egressd $(BUILD)/egressctl
 
 -include $(wildcard tests/*/*.mk)
 
-.PHONY: all check check-unit check-kernel unit demo install uninstall clean help data
+.PHONY: all bench check check-unit check-kernel unit demo install uninstall clean help data
 
 all: $(BINS) $(KTOOL_BINS) $(KTEST_BINS)
 
@@ -83,6 +86,7 @@ help:
 	@echo '  check-unit    unit tests only (add SAN=1 for sanitizers)'
 	@echo '  check-kernel  kernel integration tests only (root)'
 	@echo '  demo          run the demo on the embedded world data (root)'
+	@echo '  bench         measure ns per program run (bpf_stats) with the world table (root)'
 	@echo '  install       install under DESTDIR/PREFIX (PREFIX=$(PREFIX))'
 	@echo '  uninstall     remove what install put there'
 	@echo '  clean         remove build directories'
@@ -154,6 +158,17 @@ check:
 
 demo: all
 	$(Q)bash scripts/demo.sh
+
+$(BUILD)/bench:
+	$(Q)mkdir -p $@
+
+$(BUILD)/bench/%: bench/%.c | $(BUILD)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
+
+# Benchmarks (root): cost per program run from bpf_stats with the world table loaded.
+bench: all $(BENCH_BINS)
+	$(Q)BUILD=$(BUILD) bash bench/prog_cost.sh
 
 # ---- install ------------------------------------------------------------------------------------
 install: all

@@ -200,8 +200,7 @@ static __always_inline __u16 country_of(const struct dest *d)
 	}
 	if (d->family == EGRESS_AF_INET)
 		return egress_lookup4(inner, bpf_ntohl(d->w[0]));
-	return egress_lookup6(inner,
-			      ((__u64)bpf_ntohl(d->w[0]) << 32) | bpf_ntohl(d->w[1]),
+	return egress_lookup6(inner, ((__u64)bpf_ntohl(d->w[0]) << 32) | bpf_ntohl(d->w[1]),
 			      ((__u64)bpf_ntohl(d->w[2]) << 32) | bpf_ntohl(d->w[3]));
 }
 
@@ -324,7 +323,8 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct dest *
 		key.country = EGRESS_COUNTRY_UNKNOWN;
 		verdict = EGRESS_VERDICT_LOCAL;
 	} else {
-		__u8 deny = pol->mode == EGRESS_MODE_ENFORCE ? EGRESS_VERDICT_DENY : EGRESS_VERDICT_WOULD_DENY;
+		__u8 deny = pol->mode == EGRESS_MODE_ENFORCE ? EGRESS_VERDICT_DENY
+							     : EGRESS_VERDICT_WOULD_DENY;
 		__u32 action = 0;
 		__u16 cc;
 
@@ -337,7 +337,8 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct dest *
 		else if (action == EGRESS_CIDR_DENY)
 			verdict = deny;
 		else if (cc == EGRESS_COUNTRY_UNKNOWN)
-			verdict = pol->unknown == EGRESS_UNKNOWN_ALLOW ? EGRESS_VERDICT_ALLOW : deny;
+			verdict =
+				pol->unknown == EGRESS_UNKNOWN_ALLOW ? EGRESS_VERDICT_ALLOW : deny;
 		else if (country_allowed(pol, cc))
 			verdict = EGRESS_VERDICT_ALLOW;
 		else

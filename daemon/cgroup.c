@@ -26,8 +26,8 @@ static void unescape_octal(char *s)
 	char *w = s;
 
 	for (const char *r = s; *r;) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' &&
-		    r[3] <= '7') {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
 			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
 			r += 4;
 		} else {
@@ -43,7 +43,8 @@ static size_t split_fields(char *line, char **f, size_t max)
 	size_t n = 0;
 	char *save = NULL;
 
-	for (char *t = strtok_r(line, " \t\n", &save); t && n < max; t = strtok_r(NULL, " \t\n", &save))
+	for (char *t = strtok_r(line, " \t\n", &save); t && n < max;
+	     t = strtok_r(NULL, " \t\n", &save))
 		f[n++] = t;
 	return n;
 }
@@ -119,7 +120,8 @@ int cgroup_level_of(const char *rel_path)
 }
 
 /* Depth-first search below dirfd (whose rel path is rel) for a directory with inode id. */
-static int walk_for_id(int dir_fd, const char *rel, uint64_t id, dev_t dev, int depth, char **ret_rel)
+static int walk_for_id(int dir_fd, const char *rel, uint64_t id, dev_t dev, int depth,
+		       char **ret_rel)
 {
 	DIR *d;
 	struct dirent *de;
@@ -144,8 +146,8 @@ static int walk_for_id(int dir_fd, const char *rel, uint64_t id, dev_t dev, int 
 			continue;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
-		    st.st_dev != dev)
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || st.st_dev != dev)
 			continue;
 		if (asprintf(&sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0) {
 			r = -ENOMEM;
@@ -193,8 +195,8 @@ int cgroup_path_of_id(const char *mount, uint64_t id, char **ret_rel)
 }
 
 static const char *const unit_suffixes[] = {
-	".service", ".scope", ".slice", ".socket", ".mount", ".swap",
-	".device", ".target", ".timer", ".path", ".automount",
+	".service", ".scope",  ".slice", ".socket", ".mount",	  ".swap",
+	".device",  ".target", ".timer", ".path",   ".automount",
 };
 
 /* The unit type suffix of name[0..len) ("service", ...), or NULL. The part before the suffix
@@ -255,7 +257,7 @@ int cgroup_unit_path_derive(const char *unit, char **ret_rel)
 		return 0;
 	}
 
-	/* "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice": one component per dash-separated prefix. */
+	/* "a-b-c.slice" -> "a.slice/a-b.slice/a-b-c.slice": one level per dash prefix */
 	size_t stem = len - strlen(".slice");
 
 	if (unit[0] == '-' || unit[stem - 1] == '-')
@@ -298,14 +300,16 @@ static int unit_path_from_systemd(const char *unit, const char *suffix, char **r
 	char *cg = NULL, iface[64];
 	int r;
 
-	snprintf(iface, sizeof(iface), "org.freedesktop.systemd1.%c%s", suffix[0] - 'a' + 'A', suffix + 1);
+	snprintf(iface, sizeof(iface), "org.freedesktop.systemd1.%c%s", suffix[0] - 'a' + 'A',
+		 suffix + 1);
 	if (strcmp(suffix, "automount") == 0)
 		snprintf(iface, sizeof(iface), "org.freedesktop.systemd1.Automount");
 	r = sd_bus_open_system(&bus);
 	if (r < 0)
 		return r;
 	r = sd_bus_call_method(bus, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-			       "org.freedesktop.systemd1.Manager", "GetUnit", &err, &reply, "s", unit);
+			       "org.freedesktop.systemd1.Manager", "GetUnit", &err, &reply, "s",
+			       unit);
 	if (r < 0) {
 		if (sd_bus_error_has_name(&err, "org.freedesktop.systemd1.NoSuchUnit"))
 			r = -ENOENT;
@@ -314,8 +318,8 @@ static int unit_path_from_systemd(const char *unit, const char *suffix, char **r
 	r = sd_bus_message_read(reply, "o", &object);
 	if (r < 0)
 		goto out;
-	r = sd_bus_get_property_string(bus, "org.freedesktop.systemd1", object, iface, "ControlGroup", &err,
-				       &cg);
+	r = sd_bus_get_property_string(bus, "org.freedesktop.systemd1", object, iface,
+				       "ControlGroup", &err, &cg);
 	if (r < 0)
 		goto out;
 	if (!cg[0]) {

@@ -372,6 +372,10 @@ static int reload(struct egressd *d, struct diag *errors)
 			diag_add(errors, "GeoIP table: cannot build the range table: %s", strerror(-r));
 			goto fail;
 		}
+		/* The BPF search trusts the image's invariants: check them before the kernel sees it. */
+		r = table_verify(&img, errors);
+		if (r < 0)
+			goto fail;
 	}
 	r = resolve_cgroups(d->cgmount, &cfg, &res, &nres, errors);
 	if (r < 0)

@@ -101,13 +101,15 @@ int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct di
 	k->ncpus = libbpf_num_possible_cpus();
 	if (k->ncpus <= 0) {
 		r = k->ncpus < 0 ? k->ncpus : -EINVAL;
-		diag_add(errors, "BPF: cannot count the possible CPUs: %s (errno %d)", strerror(-r), -r);
+		diag_add(errors, "BPF: cannot count the possible CPUs: %s (errno %d)", strerror(-r),
+			 -r);
 		goto fail;
 	}
 	k->skel = egress__open();
 	if (!k->skel) {
 		r = -errno;
-		diag_add(errors, "BPF: opening the embedded object failed: %s (errno %d)", strerror(-r), -r);
+		diag_add(errors, "BPF: opening the embedded object failed: %s (errno %d)",
+			 strerror(-r), -r);
 		goto fail;
 	}
 	r = 0;
@@ -122,20 +124,23 @@ int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct di
 	if (sz.events)
 		r = r ?: bpf_map__set_max_entries(k->skel->maps.events, sz.events);
 	if (r < 0) {
-		diag_add(errors, "BPF: setting the map sizes failed: %s (errno %d)", strerror(-r), -r);
+		diag_add(errors, "BPF: setting the map sizes failed: %s (errno %d)", strerror(-r),
+			 -r);
 		goto fail;
 	}
 	r = egress__load(k->skel);
 	if (r < 0) {
 		r = r == -1 ? -errno : r;
-		diag_add(errors, "BPF: loading the programs failed: %s (errno %d)%s%s", strerror(-r), -r,
-			 last_warning[0] ? "; last libbpf message: " : "", last_warning);
+		diag_add(errors, "BPF: loading the programs failed: %s (errno %d)%s%s",
+			 strerror(-r), -r, last_warning[0] ? "; last libbpf message: " : "",
+			 last_warning);
 		goto fail;
 	}
 	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), ringbuf_handler, k, NULL);
 	if (!k->rb) {
 		r = -errno;
-		diag_add(errors, "BPF: setting up the event ring buffer failed: %s (errno %d)", strerror(-r), -r);
+		diag_add(errors, "BPF: setting up the event ring buffer failed: %s (errno %d)",
+			 strerror(-r), -r);
 		goto fail;
 	}
 	*ret = k;
@@ -237,7 +242,7 @@ static int cidr_key_of(uint32_t policy_id, const struct policy_cidr *c, struct e
 		return -EINVAL;
 	/* Clear host bits, so the key equals what the trie hands back from get_next_key. */
 	for (unsigned b = plen; b < 128; b++)
-		key.addr[b / 8] &= (uint8_t)~(0x80u >> (b % 8));
+		key.addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
 	key.prefixlen = 32 + plen;
 	*ret = key;
 	return 0;
@@ -332,7 +337,8 @@ static int cidr_wanted(const struct kern_policy *p, size_t n, const struct egres
 	return 0;
 }
 
-static int delete_stale(int fd, size_t key_size, int (*wanted)(const struct kern_policy *, size_t, const void *),
+static int delete_stale(int fd, size_t key_size,
+			int (*wanted)(const struct kern_policy *, size_t, const void *),
 			const struct kern_policy *p, size_t n)
 {
 	void *keys = NULL;
@@ -488,8 +494,8 @@ static int has_dotdot(const char *rel)
 	return 0;
 }
 
-static int attach_one(struct kern *k, const char *mount, const char *rel, uint64_t cgid, struct kern_att *ret,
-		      struct diag *errors)
+static int attach_one(struct kern *k, const char *mount, const char *rel, uint64_t cgid,
+		      struct kern_att *ret, struct diag *errors)
 {
 	struct bpf_program *progs[KERN_NHOOKS] = {
 		k->skel->progs.egress_connect4,
@@ -515,8 +521,8 @@ static int attach_one(struct kern *k, const char *mount, const char *rel, uint64
 		a.links[h] = bpf_program__attach_cgroup(progs[h], fd);
 		if (!a.links[h]) {
 			r = -errno;
-			diag_add(errors, "%s: attaching %s failed: %s (errno %d)", abs, kern_hook_names[h],
-				 strerror(-r), -r);
+			diag_add(errors, "%s: attaching %s failed: %s (errno %d)", abs,
+				 kern_hook_names[h], strerror(-r), -r);
 			break;
 		}
 	}
@@ -534,8 +540,8 @@ static int attach_one(struct kern *k, const char *mount, const char *rel, uint64
 	return 0;
 }
 
-int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths, size_t n,
-			  struct diag *errors)
+int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths,
+			  size_t n, struct diag *errors)
 {
 	char **rel = calloc(n ? n : 1, sizeof(*rel));
 	uint64_t *ids = calloc(n ? n : 1, sizeof(*ids));
@@ -555,11 +561,14 @@ int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *
 			goto out;
 		}
 		if (!rel[i][0]) {
-			diag_add(errors, "%s: refusing to attach to the cgroup v2 root; name a cgroup below it",
+			diag_add(errors,
+				 "%s: refusing to attach to the cgroup v2 root; name a cgroup "
+				 "below it",
 				 cgroup_mount);
 			r = -EINVAL;
 		} else if (has_dotdot(rel[i])) {
-			diag_add(errors, "%s/%s: cgroup paths may not contain \"..\"", cgroup_mount, rel[i]);
+			diag_add(errors, "%s/%s: cgroup paths may not contain \"..\"", cgroup_mount,
+				 rel[i]);
 			r = -EINVAL;
 		}
 	}
@@ -592,7 +601,8 @@ int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *
 		if (covered || dup)
 			continue;
 		for (j = 0; j < k->natt; j++)
-			if (!keep[j] && k->att[j].cgid == ids[i] && strcmp(k->att[j].path, rel[i]) == 0)
+			if (!keep[j] && k->att[j].cgid == ids[i] &&
+			    strcmp(k->att[j].path, rel[i]) == 0)
 				break;
 		if (j < k->natt) {
 			keep[j] = 1;
@@ -663,8 +673,8 @@ static void sum_vals(const struct egress_counter_val *v, int ncpus, struct egres
 }
 
 int kern_read_counters(struct kern *k,
-		       int (*cb)(const struct egress_counter_key *key, const struct egress_counter_val *sum,
-				 void *userdata),
+		       int (*cb)(const struct egress_counter_key *key,
+				 const struct egress_counter_val *sum, void *userdata),
 		       void *userdata)
 {
 	int fd = bpf_map__fd(k->skel->maps.counters);
@@ -749,7 +759,8 @@ int kern_events_fd(struct kern *k)
 	return ring_buffer__epoll_fd(k->rb);
 }
 
-int kern_events_consume(struct kern *k, int (*cb)(const struct egress_event *ev, void *userdata), void *userdata)
+int kern_events_consume(struct kern *k, int (*cb)(const struct egress_event *ev, void *userdata),
+			void *userdata)
 {
 	int r;
 

@@ -70,7 +70,8 @@ struct kern_policy {
 	struct egress_policy bpf; /* map "policies" value; bpf.policy_id is the key */
 	const struct policy_cidr *cidrs; /* exceptions (family 4/6, plen, action, addr) */
 	size_t ncidrs;
-	const uint64_t *cgroup_ids; /* cgroup v2 ids that carry this policy now (existing cgroups) */
+	const uint64_t
+		*cgroup_ids; /* cgroup v2 ids that carry this policy now (existing cgroups) */
 	size_t ncgroup_ids;
 	uint32_t max_level; /* deepest level among those cgroups (cgroup_level_of of their paths) */
 };
@@ -96,8 +97,8 @@ int kern_sync_policies(struct kern *k, const struct kern_policy *p, size_t n);
  * both). Returns the number of cgroups attached, -EINVAL (nothing changed) when a path is the
  * cgroup v2 root ("" or "/") or contains "..", or the first attach error (other paths are still
  * processed); each problem is one line in errors. */
-int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths, size_t n,
-			  struct diag *errors);
+int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths,
+			  size_t n, struct diag *errors);
 
 /* Attached cgroups, for /v1/status: the number, and entry i (< count) as its rel path (valid until
  * the next kern_sync_attachments) and cgroup id. Each has all KERN_NHOOKS hooks attached.
@@ -109,8 +110,8 @@ int kern_attached(const struct kern *k, size_t i, const char **ret_path, uint64_
  * cb stops the walk and is returned. Keys inserted during the walk may or may not be seen.
  * Returns 0 or a negative errno. */
 int kern_read_counters(struct kern *k,
-		       int (*cb)(const struct egress_counter_key *key, const struct egress_counter_val *sum,
-				 void *userdata),
+		       int (*cb)(const struct egress_counter_key *key,
+				 const struct egress_counter_val *sum, void *userdata),
 		       void *userdata);
 
 /* The overflow slot (counts that found the counter map full), per verdict, summed over CPUs. */

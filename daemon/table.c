@@ -281,7 +281,8 @@ static int verify_family(const uint64_t *w, int family, uint64_t n, uint64_t idx
 	if (family == 4) {
 		for (uint64_t i = 0; i < n; i++)
 			if ((w[rng_off + i] & 0xffffffff) >> 16) {
-				diag_add(errors, "table: IPv4 range %llu: bits 31..16 of its word not 0",
+				diag_add(errors,
+					 "table: IPv4 range %llu: bits 31..16 of its word not 0",
 					 (unsigned long long)i);
 				bad = 1;
 				break;
@@ -293,15 +294,17 @@ static int verify_family(const uint64_t *w, int family, uint64_t n, uint64_t idx
 	}
 	for (uint64_t i = 1; i < n; i++)
 		if (range_start(w, family, rng_off, i) <= range_start(w, family, rng_off, i - 1)) {
-			diag_add(errors, "table: IPv%d range %llu: start not above the previous one",
+			diag_add(errors,
+				 "table: IPv%d range %llu: start not above the previous one",
 				 family, (unsigned long long)i);
 			bad = 1;
 			break;
 		}
 	for (uint64_t i = 0; i < n; i++)
 		if (range_cc(w, family, rng_off, cc_off, i) >= EGRESS_COUNTRY_MAX) {
-			diag_add(errors, "table: IPv%d range %llu: country id %u out of range", family,
-				 (unsigned long long)i, range_cc(w, family, rng_off, cc_off, i));
+			diag_add(errors, "table: IPv%d range %llu: country id %u out of range",
+				 family, (unsigned long long)i,
+				 range_cc(w, family, rng_off, cc_off, i));
 			bad = 1;
 			break;
 		}
@@ -325,7 +328,8 @@ static int verify_family(const uint64_t *w, int family, uint64_t n, uint64_t idx
 			if (e >= n || range_start(w, family, rng_off, e) > a ||
 			    (e + 1 < n && range_start(w, family, rng_off, e + 1) <= a)) {
 				diag_add(errors,
-					 "table: IPv%d index entry %u: %llu is not the range containing "
+					 "table: IPv%d index entry %u: %llu is not the range "
+					 "containing "
 					 "its bucket's first address",
 					 family, h, (unsigned long long)e);
 				bad = 1;
@@ -344,8 +348,8 @@ static int verify_family(const uint64_t *w, int family, uint64_t n, uint64_t idx
 			bad = 1;
 			break;
 		}
-		if (h < IDX_LAST &&
-		    (uint64_t)idx_get(w + idx_off, h + 1) - e + 1 > (1ULL << EGRESS_TABLE_MAX_STEPS)) {
+		if (h < IDX_LAST && (uint64_t)idx_get(w + idx_off, h + 1) - e + 1 >
+					    (1ULL << EGRESS_TABLE_MAX_STEPS)) {
 			diag_add(errors, "table: IPv%d bucket %u exceeds 2^%d ranges", family, h,
 				 EGRESS_TABLE_MAX_STEPS);
 			bad = 1;

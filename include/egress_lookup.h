@@ -51,7 +51,7 @@
 /* Read index entries h and h + 1 (h < 65536) of the packed index that starts at word idx_off:
  * one word when h is even, two when it is odd. Returns 0, or -1 when a word cannot be read. */
 static __always_inline int egress_table_idx_pair(void *ctx, __u32 idx_off, __u32 h, __u32 *ret_lo,
-						  __u32 *ret_hi)
+						 __u32 *ret_hi)
 {
 	const __u64 *w;
 	__u32 lo;

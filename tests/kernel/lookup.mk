@@ -16,8 +16,8 @@ $(BUILD)/tests/lookup_check.bpf: $(BUILD)/tests/lookup_check.bpf.o
 	$(Q)$(BPFTOOL) gen object $@ $<
 
 $(BUILD)/tests/lookup_check: tests/kernel/lookup_check.c \
-		$(patsubst %,$(BUILD)/obj/%.o,$(LOOKUP_CHECK_DEPS)) $(BUILD)/tests/lookup_check.bpf \
-		| $(BUILD)/tests
+		$(patsubst %,$(BUILD)/obj/%.o,$(LOOKUP_CHECK_DEPS)) \
+		$(BUILD)/tests/lookup_check.bpf | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) \
 		-DLOOKUP_CHECK_BPF_OBJ='"$(abspath $(BUILD)/tests/lookup_check.bpf)"' \

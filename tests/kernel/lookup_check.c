@@ -83,7 +83,7 @@ static uint64_t splitmix64(uint64_t *s)
 }
 
 __attribute__((format(printf, 2, 0))) static int libbpf_print(enum libbpf_print_level level,
-								const char *fmt, va_list ap)
+							      const char *fmt, va_list ap)
 {
 	if (level == LIBBPF_DEBUG)
 		return 0;
@@ -108,8 +108,8 @@ static int run_batch(struct checker *c, uint32_t family, uint32_t n, uint32_t re
 	if (bpf_map_lookup_elem(c->ctl_fd, &zero, &ctl) < 0)
 		return -errno;
 	if (ctl.no_table || ctl.done != n) {
-		fprintf(stderr, "lookup_check: program processed %u of %u (no_table=%u)\n", ctl.done, n,
-			ctl.no_table);
+		fprintf(stderr, "lookup_check: program processed %u of %u (no_table=%u)\n",
+			ctl.done, n, ctl.no_table);
 		return -EIO;
 	}
 	return 0;
@@ -123,8 +123,8 @@ static int check_batch(struct checker *c, int family, uint32_t n)
 	if (r < 0)
 		return r;
 	for (uint32_t i = 0; i < n; i++) {
-		uint16_t want = family == 4 ? table_lookup4(c->img, (uint32_t)c->in[i].lo) :
-					      table_lookup6_u64(c->img, c->in[i].hi, c->in[i].lo);
+		uint16_t want = family == 4 ? table_lookup4(c->img, (uint32_t)c->in[i].lo)
+					    : table_lookup6_u64(c->img, c->in[i].hi, c->in[i].lo);
 
 		c->checked++;
 		if (c->out[i] != want) {
@@ -132,8 +132,8 @@ static int check_batch(struct checker *c, int family, uint32_t n)
 				fprintf(stderr,
 					"MISMATCH IPv%d %016llx:%016llx kernel %llu userspace %u\n",
 					family, (unsigned long long)c->in[i].hi,
-					(unsigned long long)c->in[i].lo, (unsigned long long)c->out[i],
-					want);
+					(unsigned long long)c->in[i].lo,
+					(unsigned long long)c->out[i], want);
 			c->mismatches++;
 		}
 	}
@@ -199,8 +199,7 @@ static int prog_stats(int prog_fd, uint64_t *ret_ns, uint64_t *ret_cnt)
 
 /* Average ns per run of the program over TIMING_RUNS runs of a full batch, from run_time_ns and
  * run_cnt (kernel.bpf_stats_enabled). */
-static int time_batch(struct checker *c, uint32_t family, double *ret_ns_per_run,
-		      double *ret_reads)
+static int time_batch(struct checker *c, uint32_t family, double *ret_ns_per_run, double *ret_reads)
 {
 	struct counting_ctx cc = { .img = c->img };
 	uint64_t ns0, cnt0, ns1, cnt1;
@@ -281,8 +280,9 @@ static int timing(struct checker *c, const struct geo_db *db)
 	for (uint32_t i = 0; i < BATCH; i++) {
 		uint64_t hi = splitmix64(&s);
 
-		c->in[i] = (struct lookup_addr){ (hi & 0x1fffffffffffffffULL) | 0x2000000000000000ULL,
-						 splitmix64(&s) };
+		c->in[i] =
+			(struct lookup_addr){ (hi & 0x1fffffffffffffffULL) | 0x2000000000000000ULL,
+					      splitmix64(&s) };
 	}
 	if (r == 0)
 		r = time_batch(c, 6, &t6, &rd6);
@@ -318,13 +318,16 @@ static int timing(struct checker *c, const struct geo_db *db)
 	       BATCH);
 	printf("  loop only (bpf_loop + map reads/writes, no search): %.1f ns per address\n",
 	       t_loop / BATCH);
-	printf("  IPv4 uniform:           %6.1f ns per address, %6.1f ns per lookup net of the loop, "
+	printf("  IPv4 uniform:           %6.1f ns per address, %6.1f ns per lookup net of the "
+	       "loop, "
 	       "%.2f word reads/lookup; userspace %.1f ns\n",
 	       t4 / BATCH, (t4 - t_loop) / BATCH, rd4, u4);
-	printf("  IPv6 uniform 2000::/3:  %6.1f ns per address, %6.1f ns per lookup net of the loop, "
+	printf("  IPv6 uniform 2000::/3:  %6.1f ns per address, %6.1f ns per lookup net of the "
+	       "loop, "
 	       "%.2f word reads/lookup; userspace %.1f ns\n",
 	       t6 / BATCH, (t6 - t_loop) / BATCH, rd6, u6);
-	printf("  IPv6 in random spans:   %6.1f ns per address, %6.1f ns per lookup net of the loop, "
+	printf("  IPv6 in random spans:   %6.1f ns per address, %6.1f ns per lookup net of the "
+	       "loop, "
 	       "%.2f word reads/lookup; userspace %.1f ns\n",
 	       t6u / BATCH, (t6u - t_loop) / BATCH, rd6u, u6u);
 	(void)rd_loop;
@@ -407,7 +410,8 @@ int main(int argc, char **argv)
 	}
 
 	/* the generation map, as the daemon installs it */
-	inner_fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "geo_tbl", 4, 8, (uint32_t)img.nwords, &mopts);
+	inner_fd =
+		bpf_map_create(BPF_MAP_TYPE_ARRAY, "geo_tbl", 4, 8, (uint32_t)img.nwords, &mopts);
 	if (inner_fd < 0) {
 		fprintf(stderr, "lookup_check: create table map (%zu words): %s\n", img.nwords,
 			strerror(errno));

@@ -55,8 +55,10 @@ static int timeout_ms = 1000;
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sockprobe [--repeat N] [--timeout-ms MS] [--udp-sink ADDR PORT] tcp4|tcp6|udp4|udp6 OP ARGS...\n"
-			"  OP: connect ADDR PORT [--v6only=0|1] | sendto ADDR PORT | sendto-sin ADDR4 PORT |\n"
+	fprintf(stderr, "usage: sockprobe [--repeat N] [--timeout-ms MS] [--udp-sink ADDR PORT] "
+			"tcp4|tcp6|udp4|udp6 OP ARGS...\n"
+			"  OP: connect ADDR PORT [--v6only=0|1] | sendto ADDR PORT | sendto-sin "
+			"ADDR4 PORT |\n"
 			"      connect-sin ADDR4 PORT | connect-send ADDR PORT COUNT |\n"
 			"      connect-then-sendto A PORT B PORT | sendmmsg PORT A B ...\n");
 	exit(2);
@@ -219,14 +221,18 @@ static void run(int argc, char **argv)
 	} else if (type == SOCK_DGRAM && strcmp(op, "sendto") == 0 && nargs == 2) {
 		parse_target(family, args[0], args[1], &t);
 		fd = make_socket(family, type, v6only);
-		result_send(sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&t.ss, t.len));
+		result_send(
+			sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&t.ss, t.len));
 		close(fd);
-	} else if (type == SOCK_DGRAM && family == AF_INET6 && strcmp(op, "sendto-sin") == 0 && nargs == 2) {
+	} else if (type == SOCK_DGRAM && family == AF_INET6 && strcmp(op, "sendto-sin") == 0 &&
+		   nargs == 2) {
 		parse_target(AF_INET, args[0], args[1], &t);
 		fd = make_socket(family, type, v6only);
-		result_send(sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&t.ss, t.len));
+		result_send(
+			sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&t.ss, t.len));
 		close(fd);
-	} else if (type == SOCK_DGRAM && family == AF_INET6 && strcmp(op, "connect-sin") == 0 && nargs == 2) {
+	} else if (type == SOCK_DGRAM && family == AF_INET6 && strcmp(op, "connect-sin") == 0 &&
+		   nargs == 2) {
 		parse_target(AF_INET, args[0], args[1], &t);
 		fd = make_socket(family, type, v6only);
 		report_err(do_connect(fd, &t));
@@ -249,8 +255,9 @@ static void run(int argc, char **argv)
 				tally_add(&sends, r < 0 ? err_name(errno) : "ok", 1);
 			}
 			for (int i = 0; i < sends.n; i++)
-				tally_add(&results[cur_pos < MAX_RESULTS ? cur_pos : MAX_RESULTS - 1], sends.name[i],
-					  sends.count[i]);
+				tally_add(
+					&results[cur_pos < MAX_RESULTS ? cur_pos : MAX_RESULTS - 1],
+					sends.name[i], sends.count[i]);
 			cur_pos++;
 			if (cur_pos > nresults_max)
 				nresults_max = cur_pos;
@@ -265,7 +272,8 @@ static void run(int argc, char **argv)
 		e = do_connect(fd, &t);
 		report_err(e);
 		if (!e)
-			result_send(sendto(fd, payload, sizeof(payload), 0, (struct sockaddr *)&t2.ss, t2.len));
+			result_send(sendto(fd, payload, sizeof(payload), 0,
+					   (struct sockaddr *)&t2.ss, t2.len));
 		close(fd);
 	} else if (type == SOCK_DGRAM && strcmp(op, "sendmmsg") == 0 && nargs >= 2) {
 		static struct target tg[MAX_MSGS];
@@ -312,7 +320,8 @@ static void udp_sink(const char *addr, const char *port)
 	fd = make_socket(family, SOCK_DGRAM, -1);
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&t.ss, t.len) < 0) {
-		fprintf(stderr, "sockprobe: --udp-sink %s %s: bind: %s\n", addr, port, strerror(errno));
+		fprintf(stderr, "sockprobe: --udp-sink %s %s: bind: %s\n", addr, port,
+			strerror(errno));
 		exit(1);
 	}
 	/* fd stays open until exit */

@@ -27,7 +27,7 @@
 #define ALL128 (~(u128)0)
 #define IDX_WORDS EGRESS_TABLE_IDX_WORDS
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers -------------------------------------------------------------------------------- */
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -120,7 +120,8 @@ static void check_span_exhaustive(const struct table_image *img, const struct ge
 				  int family, u128 first, u128 last)
 {
 	for (u128 a = first;; a++) {
-		uint16_t want = family == 4 ? ref_find(db->v4, db->n4, a) : ref_find(db->v6, db->n6, a);
+		uint16_t want =
+			family == 4 ? ref_find(db->v4, db->n4, a) : ref_find(db->v6, db->n6, a);
 
 		assert_int_equal(lookup(img, family, a), want);
 		if (a == last)
@@ -169,7 +170,8 @@ static void test_single_span(void **state)
 	check_header(&img, 3, 3);
 	/* exact range words: gap, span, gap */
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 0], 0);
-	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 1], ((uint64_t)0x01020300 << 32) | ID('D', 'E'));
+	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 1],
+			 ((uint64_t)0x01020300 << 32) | ID('D', 'E'));
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 2], ((uint64_t)0x01020400 << 32) | 0);
 	off_rng = img.words[5];
 	assert_int_equal(img.words[off_rng + 0], 0);
@@ -179,7 +181,7 @@ static void test_single_span(void **state)
 	assert_int_equal(img.words[off_rng + 4], 0x20010db900000000ULL);
 	assert_int_equal(img.words[off_rng + 5], 0);
 	assert_int_equal(img.words[img.words[6]], (uint64_t)ID('F', 'R') << 16);
-	/* index: buckets up to 0x0102 -> range 0, 0x0102 -> 0 (1.2.0.0 is in the gap), after -> 2 */
+	/* index: buckets up to 0x0102 -> range 0 (1.2.0.0 is in the gap), after it -> 2 */
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0101), 0);
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0102), 0);
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0103), 2);
@@ -270,9 +272,9 @@ static void test_whole_space(void **state)
 
 static void test_merge(void **state)
 {
-	/* 10.0.0.0/24 DE + 10.0.1.0/24 DE adjacent: one range. 10.0.2.0/24 FR. Gap. 10.0.4.0/24 FR:
-	 * not merged with the FR before it (a country-0 gap lies between). A country-0 span is a gap
-	 * and merges with the gap after it. */
+	/* 10.0.0.0/24 DE + 10.0.1.0/24 DE adjacent: one range. 10.0.2.0/24 FR. Gap. 10.0.4.0/24
+	 * FR: not merged with the FR before it (a country-0 gap lies between). A country-0 span is
+	 * a gap and merges with the gap after it. */
 	struct geo_span v4[] = {
 		{ V4(10, 0, 0, 0), V4(10, 0, 0, 255), ID('D', 'E') },
 		{ V4(10, 0, 1, 0), V4(10, 0, 1, 255), ID('D', 'E') },
@@ -291,10 +293,13 @@ static void test_merge(void **state)
 
 	build_ok(&db, &img);
 	check_header(&img, 6, 2);
-	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 1], ((uint64_t)0x0a000000 << 32) | ID('D', 'E'));
-	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 2], ((uint64_t)0x0a000200 << 32) | ID('F', 'R'));
+	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 1],
+			 ((uint64_t)0x0a000000 << 32) | ID('D', 'E'));
+	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 2],
+			 ((uint64_t)0x0a000200 << 32) | ID('F', 'R'));
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 3], ((uint64_t)0x0a000300 << 32) | 0);
-	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 4], ((uint64_t)0x0a000400 << 32) | ID('F', 'R'));
+	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 4],
+			 ((uint64_t)0x0a000400 << 32) | ID('F', 'R'));
 	off_rng = img.words[5];
 	assert_int_equal(img.words[off_rng + 2], 0x2a00000000000000ULL);
 	assert_int_equal(img.words[off_rng + 3], 0);
@@ -324,10 +329,12 @@ static void test_crowded_bucket(void **state)
 	for (unsigned k = 0; k < N; k++) {
 		uint16_t c = (uint16_t)(k % 676 + 1);
 
-		v4[k] = (struct geo_span){ V4(10, 11, 0, 0) + 20 * k, V4(10, 11, 0, 0) + 20 * k + 9, c };
+		v4[k] = (struct geo_span){ V4(10, 11, 0, 0) + 20 * k, V4(10, 11, 0, 0) + 20 * k + 9,
+					   c };
 		if (k < N / 2)
 			v6[k] = (struct geo_span){ V6(0x20010db800000000ULL, 1000ULL * k),
-						   V6(0x20010db800000000ULL, 1000ULL * k + 499), c };
+						   V6(0x20010db800000000ULL, 1000ULL * k + 499),
+						   c };
 		else
 			v6[k] = (struct geo_span){ V6(0x20010db800000000ULL + k, 0),
 						   V6(0x20010db800000000ULL + k, 1ULL << 63), c };
@@ -344,7 +351,8 @@ static void test_crowded_bucket(void **state)
 		for (int d = -1; d <= 1; d++) {
 			assert_int_equal(lookup(&img, 6, v6[k].start + d),
 					 ref_find(v6, N, v6[k].start + d));
-			assert_int_equal(lookup(&img, 6, v6[k].end + d), ref_find(v6, N, v6[k].end + d));
+			assert_int_equal(lookup(&img, 6, v6[k].end + d),
+					 ref_find(v6, N, v6[k].end + d));
 		}
 		assert_int_equal(lookup(&img, 6, v6[k].start), v6[k].country);
 		assert_int_equal(lookup(&img, 6, v6[k].end), v6[k].country);
@@ -441,8 +449,8 @@ static void test_invalid_input(void **state)
 
 static void test_limits(void **state)
 {
-	/* 2^21 one-address IPv4 spans at even addresses from 0: exactly 2^22 ranges (span, gap, ...,
-	 * span, gap up to the end) -> accepted; one span more -> 2^22 + 2 ranges -> -E2BIG. */
+	/* 2^21 one-address IPv4 spans at even addresses from 0: exactly 2^22 ranges (span, gap,
+	 * ..., span, gap up to the end) -> accepted; one span more -> 2^22 + 2 ranges -> -E2BIG. */
 	size_t n = (size_t)EGRESS_TABLE_MAX_RANGES / 2;
 	struct geo_span *v = calloc(n + 1, sizeof(*v));
 	struct table_image img = {};
