@@ -56,6 +56,9 @@ run_mode() {
 		awk -v m="$mode" -v p="$prog" -v t=$((t1 - t0)) -v c=$((c1 - c0)) -v o="$out" \
 			'BEGIN { printf "%-8s %-16s runs=%-8d %7.1f ns/run   (%s)\n", m, p, c, c ? t / c : 0, o }'
 	done
+	sleep 0.3 # the daemon drains the event ring every 100 ms
+	"$build/egressctl" --socket "$tmp/egressd.sock" --json status |
+		python3 -c 'import json,sys; j=json.load(sys.stdin); print("         events delivered to the daemon: %d, lost: %d" % (j["events_seen"], j["events_lost"]))'
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=

@@ -253,7 +253,9 @@ static __always_inline void count(const struct egress_counter_key *key)
 		if (!v)
 			return;
 	}
-	v->connections += 1;
+	/* Atomic: sock_addr programs run with migration, not preemption, disabled, so two tasks on
+	 * one CPU may update the same per-CPU value; a plain += could lose a count. */
+	__sync_fetch_and_add(&v->connections, 1);
 }
 
 static __always_inline void send_event(const struct egress_counter_key *key, const struct dest *d,
@@ -287,7 +289,12 @@ static __always_inline void send_event(const struct egress_counter_key *key, con
 		__builtin_memset(&e->addr[4], 0, 12);
 	if (bpf_get_current_comm(e->comm, sizeof(e->comm)) < 0)
 		e->comm[0] = '\0';
-	bpf_ringbuf_submit(e, 0);
+	/* Waking the reader on every event costs an irq_work self-IPI that is charged to this program
+	 * (~1-2 us per connect measured here). Wake it only once 1/8 of the ring is filled; the daemon
+	 * also drains the ring on a short timer, so an event waits at most that long. */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >=
+				      bpf_ringbuf_query(&events, BPF_RB_RING_SIZE) / 8 ?
+				      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline int country_allowed(const struct egress_policy *pol, __u16 cc)

@@ -38,6 +38,7 @@
 #include "table.h"
 
 #define RESCAN_USEC (1000 * 1000ULL) /* how often cgroup paths are re-resolved */
+#define DRAIN_USEC (100 * 1000ULL) /* the programs wake us only when the ring is 1/8 full */
 #define EVENT_LOG_BURST 20 /* deny events logged per second before suppressing */
 
 struct id_name {
@@ -85,6 +86,7 @@ struct egressd {
 	struct kern *kern;
 	struct api *api;
 	sd_event_source *rescan;
+	sd_event_source *drain;
 	sd_event_source *events_src;
 
 	struct id_name *cgnames; /* cgroup id -> path (kept after the cgroup is gone) */
@@ -921,6 +923,16 @@ static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	return 0;
 }
 
+static int on_drain(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct egressd *d = userdata;
+
+	(void)kern_events_consume(d->kern, event_cb, d);
+	(void)sd_event_source_set_time(s, now_usec() + DRAIN_USEC);
+	(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
 static int on_rescan(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct egressd *d = userdata;
@@ -1026,6 +1038,7 @@ static void egressd_free(struct egressd *d)
 {
 	api_free(d->api);
 	sd_event_source_unref(d->rescan);
+	sd_event_source_unref(d->drain);
 	sd_event_source_unref(d->events_src);
 	kern_free(d->kern);
 	if (d->have_cfg) {
@@ -1105,6 +1118,8 @@ int egressd_run(const struct egressd_args *args)
 		r = sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
 	if (r >= 0)
 		r = sd_event_add_time(d.event, &d.rescan, CLOCK_MONOTONIC, now_usec() + RESCAN_USEC, 100000, on_rescan, &d);
+	if (r >= 0)
+		r = sd_event_add_time(d.event, &d.drain, CLOCK_MONOTONIC, now_usec() + DRAIN_USEC, 10000, on_drain, &d);
 	if (r >= 0)
 		r = sd_event_add_io(d.event, &d.events_src, kern_events_fd(d.kern), EPOLLIN, on_events, &d);
 	if (r >= 0)

@@ -5,12 +5,13 @@
  * Creates its own cgroups under the cgroup v2 mount
  * (egressd-smoke-PID-RANDOM/{enf,enf/nested,mon}), loads the programs, installs a hand-made
  * GeoIP table image (egress_abi.h layout), pushes three policies, attaches, and runs every case
- * in a child that joins one of the cgroups and a fresh network namespace with only lo up. Public destinations are documentation prefixes; with no route
- * an allowed connect fails with ENETUNREACH after the hook, a denied one with EPERM from the hook;
- * no packet leaves the namespace. Each case checks the exact results, the exact counter delta and
- * the deny events. Cases: tests/data/cases/sockets-dual-stack.md, sockets-udp.md, plus
- * local destinations, CIDR exceptions, unknown country, monitor mode, nested policies, table swap,
- * missing table, missing policy, cgroup re-creation, refusal of the cgroup root.
+ * in a child that joins one of the cgroups and a fresh network namespace with only lo up. Public
+ * destinations are documentation prefixes; with no route an allowed connect fails with
+ * ENETUNREACH after the hook, a denied one with EPERM from the hook; no packet leaves the
+ * namespace. Each case checks the exact results, the exact counter delta and the deny events.
+ * Cases: tests/data/cases/sockets-dual-stack.md, sockets-udp.md, plus local destinations, CIDR
+ * exceptions, unknown country, monitor mode, nested policies, table swap, missing table, missing
+ * policy, cgroup re-creation, refusal of the cgroup root.
  *
  * Exit 0 all passed, 1 a failure, 77 (SKIP) when not root or no cgroup v2.
  */
