@@ -180,6 +180,8 @@ install: all
 	install -m 0644 data/geo/country.csv.gz data/geo/PROVENANCE $(DESTDIR)$(DATADIR)/geo/
 	test -e $(DESTDIR)$(SYSCONFDIR)/egressd/egressd.conf || \
 		install -m 0644 data/egressd.conf $(DESTDIR)$(SYSCONFDIR)/egressd/egressd.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/egressd/policies.d/example.conf || \
+		install -m 0644 data/policies.d/example.conf $(DESTDIR)$(SYSCONFDIR)/egressd/policies.d/example.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/egressd $(DESTDIR)$(BINDIR)/egressctl

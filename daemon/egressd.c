@@ -242,6 +242,19 @@ static int resolve_cgroups(const char *cgmount, const struct config *cfg, struct
 			v[n++] = (struct resolved){ .rel = rel, .id = id, .policy_id = pol->id, .policy = p };
 		}
 	}
+	/* Cgroup= paths are unique across policies (config_load checks that); a Unit= can still
+	 * resolve to a cgroup another policy names. */
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = i + 1; j < n; j++)
+			if (v[i].policy != v[j].policy && strcmp(v[i].rel, v[j].rel) == 0) {
+				const struct policy *a = &cfg->policies[v[i].policy], *b = &cfg->policies[v[j].policy];
+
+				diag_add(errors, "%s:%u: policy %s: cgroup %s is also selected by policy %s (%s:%u)",
+					 b->file, b->line, b->name, v[j].rel, a->name, a->file, a->line);
+				r = -EINVAL;
+			}
+	if (r < 0)
+		goto fail;
 	*ret = v;
 	*ret_n = n;
 	return 0;
@@ -1006,6 +1019,18 @@ int egressd_check(const char *config_path)
 	int r;
 
 	r = config_load(config_path, &cfg, &errors);
+	if (r >= 0) {
+		struct resolved *res = NULL;
+		size_t nres = 0;
+		char *mount = NULL;
+
+		/* Unit= resolution and cross-policy cgroup conflicts; ids are not needed here. */
+		if (cgroup_find_v2_mount(&mount) < 0)
+			mount = NULL;
+		r = resolve_cgroups(mount ? mount : "/nonexistent", &cfg, &res, &nres, &errors);
+		resolved_free(res, nres);
+		free(mount);
+	}
 	if (r >= 0) {
 		r = geo_load((const char *const *)cfg.geo_paths, cfg.ngeo, &geo, &errors, &warnings);
 		if (r >= 0) {

@@ -456,6 +456,22 @@ def main():
             check(r.returncode == 1, r)
             check(os.path.join(bad, "policies.d", "p.conf") + ":5:" in r.stderr, r.stderr)
         run("egressd --check reports FILE:LINE", check_cli)
+
+        def unit_collision():
+            bad = os.path.join(env.tmp, "unitdup")
+            os.makedirs(os.path.join(bad, "policies.d"))
+            with open(os.path.join(bad, "egressd.conf"), "w") as f:
+                f.write("[Daemon]\nGeoDatabase=%s\nRegions=%s\n" % (TEST_GEO, REGIONS))
+            with open(os.path.join(bad, "policies.d", "a.conf"), "w") as f:
+                f.write("[Policy]\nName=a\nCgroup=system.slice/egressd-test-x.service\nAllowCountry=DE\n")
+            with open(os.path.join(bad, "policies.d", "b.conf"), "w") as f:
+                f.write("[Policy]\nName=b\nUnit=egressd-test-x.service\nAllowCountry=FR\n")
+            r = subprocess.run([EGRESSD, "--check", "--config", os.path.join(bad, "egressd.conf")],
+                               capture_output=True, text=True)
+            want = ("%s:1: policy b: cgroup system.slice/egressd-test-x.service is also selected by policy a (%s:1)"
+                    % (os.path.join(bad, "policies.d", "b.conf"), os.path.join(bad, "policies.d", "a.conf")))
+            check(r.returncode == 1 and want in r.stderr, r.stderr)
+        run("a Unit= resolving to another policy's cgroup is an error", unit_collision)
     finally:
         env.cleanup()
     print("%d passed, %d failed" % (passed, failed))

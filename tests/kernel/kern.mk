@@ -6,3 +6,4 @@ KERN_SMOKE_DEPS := kern cgroup diag
 $(BUILD)/tests/kern_smoke: tests/kernel/kern_smoke.c $(patsubst %,$(BUILD)/obj/%.o,$(KERN_SMOKE_DEPS)) | $(BUILD)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(patsubst %,$(BUILD)/obj/%.o,$(KERN_SMOKE_DEPS)) $(LIBS)
+KTEST_BINS += $(BUILD)/tests/kern_smoke

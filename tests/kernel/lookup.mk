@@ -23,3 +23,4 @@ $(BUILD)/tests/lookup_check: tests/kernel/lookup_check.c \
 		-DLOOKUP_CHECK_BPF_OBJ='"$(abspath $(BUILD)/tests/lookup_check.bpf)"' \
 		-DLOOKUP_CHECK_GEO='"$(CURDIR)/data/geo/country.csv.gz"' \
 		$(ALL_LDFLAGS) -o $@ $< $(patsubst %,$(BUILD)/obj/%.o,$(LOOKUP_CHECK_DEPS)) $(LIBS)
+KTEST_BINS += $(BUILD)/tests/lookup_check
