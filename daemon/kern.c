@@ -219,32 +219,14 @@ out:
 
 /* ---- policies -------------------------------------------------------------------------------- */
 
+/* Validated policy_cidr_key(): -EINVAL for a family, length or action the trie cannot hold. */
 static int cidr_key_of(uint32_t policy_id, const struct policy_cidr *c, struct egress_cidr_key *ret)
 {
-	struct egress_cidr_key key = { .policy_id = policy_id };
-	unsigned plen;
-
-	if (c->family == 4) {
-		if (c->plen > 32)
-			return -EINVAL;
-		key.addr[10] = key.addr[11] = 0xff;
-		memcpy(&key.addr[12], c->addr, 4);
-		plen = 96 + c->plen;
-	} else if (c->family == 6) {
-		if (c->plen > 128)
-			return -EINVAL;
-		memcpy(key.addr, c->addr, 16);
-		plen = c->plen;
-	} else {
+	if ((c->family != 4 || c->plen > 32) && (c->family != 6 || c->plen > 128))
 		return -EINVAL;
-	}
 	if (c->action != EGRESS_CIDR_ALLOW && c->action != EGRESS_CIDR_DENY)
 		return -EINVAL;
-	/* Clear host bits, so the key equals what the trie hands back from get_next_key. */
-	for (unsigned b = plen; b < 128; b++)
-		key.addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
-	key.prefixlen = 32 + plen;
-	*ret = key;
+	policy_cidr_key(policy_id, c, ret);
 	return 0;
 }
 

@@ -267,20 +267,23 @@ bad_len:
 	return -EINVAL;
 }
 
-void policy_cidr_key(const struct policy *p, const struct policy_cidr *c,
-		     struct egress_cidr_key *ret)
+void policy_cidr_key(uint32_t policy_id, const struct policy_cidr *c, struct egress_cidr_key *ret)
 {
-	struct egress_cidr_key k = { .policy_id = p->id };
+	struct egress_cidr_key k = { .policy_id = policy_id };
+	unsigned plen;
 
 	if (c->family == 4) {
 		k.addr[10] = 0xff;
 		k.addr[11] = 0xff;
 		memcpy(k.addr + 12, c->addr, 4);
-		k.prefixlen = 32 + 96 + c->plen;
+		plen = 96 + c->plen;
 	} else {
 		memcpy(k.addr, c->addr, 16);
-		k.prefixlen = 32 + c->plen;
+		plen = c->plen;
 	}
+	for (unsigned b = plen; b < 128; b++)
+		k.addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
+	k.prefixlen = 32 + plen;
 	*ret = k;
 }
 

@@ -126,10 +126,11 @@ int policy_country_allowed(const struct policy *p, uint16_t country);
 int policy_decide(const struct policy *p, int family, const uint8_t addr[16], uint16_t country,
 		  uint8_t *ret_verdict, const struct policy_cidr **ret_match);
 
-/* The LPM trie key of a CIDR exception of policy p, as egress_abi.h defines it: IPv4 prefixes
- * IPv4-mapped (::ffff:a.b.c.d), prefixlen = 32 + 96 + len for IPv4, 32 + len for IPv6. */
-void policy_cidr_key(const struct policy *p, const struct policy_cidr *c,
-		     struct egress_cidr_key *ret);
+/* The LPM trie key of CIDR exception c of policy policy_id, as egress_abi.h defines it: IPv4
+ * prefixes IPv4-mapped (::ffff:a.b.c.d), prefixlen = 32 + 96 + len for IPv4, 32 + len for IPv6,
+ * host bits cleared (so the key equals what the trie hands back from get_next_key). c must be
+ * valid (family 4/6, plen in range). */
+void policy_cidr_key(uint32_t policy_id, const struct policy_cidr *c, struct egress_cidr_key *ret);
 
 /* "10.0.0.0/8", "fd00::/8". buf must hold POLICY_CIDR_STRLEN bytes; returns buf. */
 #define POLICY_CIDR_STRLEN 50 /* INET6_ADDRSTRLEN (46) + "/128" */

@@ -8,17 +8,16 @@
 #include <string.h>
 
 #include "egress_abi.h"
+#include "geo.h"
+#include "policy.h"
 
 const char *render_country_name(uint16_t id, int overflow, char buf[8])
 {
 	if (overflow)
 		return "other";
-	if (id == EGRESS_COUNTRY_UNKNOWN || id >= EGRESS_COUNTRY_MAX)
+	if (id >= EGRESS_COUNTRY_MAX)
 		return "unknown";
-	buf[0] = (char)('A' + (id - 1) / 26);
-	buf[1] = (char)('A' + (id - 1) % 26);
-	buf[2] = '\0';
-	return buf;
+	return geo_country_code(id, buf);
 }
 
 const char *render_proto_name(uint8_t proto, char buf[4])
@@ -38,17 +37,10 @@ const char *render_proto_name(uint8_t proto, char buf[4])
 	}
 }
 
-static const char *const verdict_names[EGRESS_VERDICT_COUNT] = {
-	[EGRESS_VERDICT_ALLOW] = "allow",
-	[EGRESS_VERDICT_DENY] = "deny",
-	[EGRESS_VERDICT_WOULD_DENY] = "would_deny",
-	[EGRESS_VERDICT_LOCAL] = "local",
-};
-
 const char *render_verdict_name(uint8_t verdict, char buf[4])
 {
 	if (verdict < EGRESS_VERDICT_COUNT)
-		return verdict_names[verdict];
+		return verdict_name(verdict);
 	snprintf(buf, 4, "%u", (unsigned)verdict);
 	return buf;
 }
@@ -56,7 +48,7 @@ const char *render_verdict_name(uint8_t verdict, char buf[4])
 int render_verdict_from_name(const char *name)
 {
 	for (int i = 0; i < EGRESS_VERDICT_COUNT; i++)
-		if (strcmp(name, verdict_names[i]) == 0)
+		if (strcmp(name, verdict_name((uint8_t)i)) == 0)
 			return i;
 	return -EINVAL;
 }

@@ -802,7 +802,7 @@ static void test_helpers(void **state)
 	assert_int_equal(pc.family, 4);
 	assert_int_equal(pc.plen, 24);
 	assert_memory_equal(pc.addr, ((uint8_t[16]){ 192, 0, 2, 0 }), 16);
-	policy_cidr_key(&p, &pc, &k);
+	policy_cidr_key(p.id, &pc, &k);
 	assert_int_equal(k.prefixlen, 32 + 96 + 24);
 	assert_int_equal(k.policy_id, 0x01020304);
 	assert_memory_equal(
@@ -812,7 +812,7 @@ static void test_helpers(void **state)
 	assert_int_equal(policy_parse_cidr("2001:db8::", &pc, err, sizeof(err)), 0);
 	assert_int_equal(pc.family, 6);
 	assert_int_equal(pc.plen, 128);
-	policy_cidr_key(&p, &pc, &k);
+	policy_cidr_key(p.id, &pc, &k);
 	assert_int_equal(k.prefixlen, 32 + 128);
 	assert_memory_equal(k.addr, ((uint8_t[16]){ 0x20, 0x01, 0x0d, 0xb8 }), 16);
 	assert_string_equal(policy_cidr_format(&pc, buf), "2001:db8::/128");
