@@ -274,6 +274,14 @@ def enforce_cases(env, d, cg):
          {("US", "udp", "deny"): 1}),
         ("dual-stack 5: NAT64 64:ff9b::B", ["tcp6", "connect", "64:ff9b::" + B, 443], ["EPERM"],
          {("US", "tcp", "deny"): 1}),
+        # Same kinds, other paths: UDP to NAT64 and IPv4-mapped, UDP connect on a v6 socket with
+        # a mapped address and with a struct sockaddr_in (connect4 runs for the latter).
+        ("udp6 sendto NAT64 B", ["udp6", "sendto", "64:ff9b::" + B, 53], ["EPERM"], {("US", "udp", "deny"): 1}),
+        ("udp6 connect ::ffff:B", ["udp6", "connect", "::ffff:" + B, 53], ["EPERM"], {("US", "udp", "deny"): 1}),
+        ("udp6 connect sockaddr_in B", ["udp6", "connect-sin", B, 53], ["EPERM"], {("US", "udp", "deny"): 1}),
+        ("udp6 sendto B6", ["udp6", "sendto", B6, 53], ["EPERM"], {("US", "udp", "deny"): 1}),
+        ("tcp6 V6ONLY=1 to ::ffff:B", ["tcp6", "connect", "::ffff:" + B, 443, "--v6only=1"], ["EPERM"],
+         {("US", "tcp", "deny"): 1}),
         # ../shared/cases/sockets-udp.md
         ("udp 1: sendto B on a fresh socket", ["udp4", "sendto", B, 53], ["EPERM"], {("US", "udp", "deny"): 1}),
         ("udp 2: connect(udp, B)", ["udp4", "connect", B, 53], ["EPERM"], {("US", "udp", "deny"): 1}),
