@@ -73,7 +73,11 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 
 BINS       := $(BUILD)/egressd $(BUILD)/egressctl
 
--include $(wildcard tests/*/*.mk)
+# Fragments of other parts (tests, docs, packaging, systemd) add rules here and may append to
+# INSTALL_HOOKS / UNINSTALL_HOOKS (phony targets run by install / uninstall).
+INSTALL_HOOKS :=
+UNINSTALL_HOOKS :=
+-include $(wildcard tests/*/*.mk docs/*.mk systemd/*.mk packaging/*.mk)
 
 .PHONY: all bench check check-unit check-kernel unit demo install uninstall clean help data
 
@@ -172,6 +176,10 @@ bench: all $(BENCH_BINS)
 
 # ---- install ------------------------------------------------------------------------------------
 install: all
+	$(Q)$(MAKE) --no-print-directory install-core $(INSTALL_HOOKS)
+
+.PHONY: install-core
+install-core:
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/geo \
 		$(DESTDIR)$(SYSCONFDIR)/egressd/policies.d
 	install -m 0755 $(BUILD)/egressd $(DESTDIR)$(SBINDIR)/egressd
@@ -183,7 +191,7 @@ install: all
 	test -e $(DESTDIR)$(SYSCONFDIR)/egressd/policies.d/example.conf || \
 		install -m 0644 data/policies.d/example.conf $(DESTDIR)$(SYSCONFDIR)/egressd/policies.d/example.conf
 
-uninstall:
+uninstall: $(UNINSTALL_HOOKS)
 	rm -f $(DESTDIR)$(SBINDIR)/egressd $(DESTDIR)$(BINDIR)/egressctl
 	rm -rf $(DESTDIR)$(DATADIR)
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/egressd (configuration)"

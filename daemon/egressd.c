@@ -196,6 +196,24 @@ static int same_geo_files(const struct egressd *d, const struct config *cfg, con
 	return 1;
 }
 
+/* Each GeoDatabase= file must be readable; the message names the line that configured it. */
+static int check_geo_paths(const struct config *cfg, struct diag *errors)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < cfg->ngeo; i++)
+		if (access(cfg->geo_paths[i], R_OK) < 0) {
+			r = -errno;
+			if (cfg->geo_line)
+				diag_add(errors, "%s:%u: GeoDatabase: %s: %s", cfg->path, cfg->geo_line, cfg->geo_paths[i],
+					 strerror(-r));
+			else
+				diag_add(errors, "%s: GeoDatabase (default): %s: %s", cfg->path, cfg->geo_paths[i],
+					 strerror(-r));
+		}
+	return r;
+}
+
 /* The configured cgroup paths of cfg (Cgroup= and resolved Unit=), each with its current id. */
 static int resolve_cgroups(const char *cgmount, const struct config *cfg, struct resolved **ret,
 			   size_t *ret_n, struct diag *errors)
@@ -229,8 +247,17 @@ static int resolve_cgroups(const char *cgmount, const struct config *cfg, struct
 				r = -ENOMEM;
 				goto fail;
 			}
-			if (cgroup_id_of(abs, &id) < 0)
+			r = cgroup_id_of(abs, &id);
+			if (r == -ENOENT) {
 				id = 0; /* not there (yet): the rescan timer attaches when it appears */
+				r = 0;
+			} else if (r < 0) {
+				diag_add(errors, "%s:%u: policy %s: %s is not a cgroup v2 directory: %s", pol->file,
+					 pol->line, pol->name, abs, strerror(-r));
+				free(abs);
+				free(rel);
+				goto fail;
+			}
 			free(abs);
 			nv = realloc(v, (n + 1) * sizeof(*v));
 			if (!nv) {
@@ -366,6 +393,9 @@ static int reload(struct egressd *d, struct diag *errors)
 	r = config_load(d->config_path, &cfg, errors);
 	if (r < 0)
 		return r;
+	r = check_geo_paths(&cfg, errors);
+	if (r < 0)
+		goto fail;
 	r = file_ids_of(cfg.geo_paths, cfg.ngeo, &ids);
 	if (r < 0) {
 		/* geo_load names the file and the reason */
@@ -1030,6 +1060,8 @@ int egressd_check(const char *config_path)
 		r = resolve_cgroups(mount ? mount : "/nonexistent", &cfg, &res, &nres, &errors);
 		resolved_free(res, nres);
 		free(mount);
+		if (r >= 0)
+			r = check_geo_paths(&cfg, &errors);
 	}
 	if (r >= 0) {
 		r = geo_load((const char *const *)cfg.geo_paths, cfg.ngeo, &geo, &errors, &warnings);

@@ -80,6 +80,46 @@ static inline u128 low_mask(unsigned h)
 	return h >= 128 ? ~(u128)0 : (((u128)1 << h) - 1);
 }
 
+/* The 249 officially assigned ISO 3166-1 alpha-2 codes (ISO 3166 Maintenance Agency), plus AN
+ * (Netherlands Antilles, transitionally reserved) and XK (Kosovo, user-assigned), which GeoIP data
+ * uses. Sorted for bsearch. */
+static const char iso_codes[][3] = {
+	"AD", "AE", "AF", "AG", "AI", "AL", "AM", "AN", "AO", "AQ", "AR", "AS", "AT", "AU", "AW",
+	"AX", "AZ", "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO",
+	"BQ", "BR", "BS", "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI",
+	"CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK",
+	"DM", "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO",
+	"FR", "GA", "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR",
+	"GS", "GT", "GU", "GW", "GY", "HK", "HM", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM",
+	"IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM", "JO", "JP", "KE", "KG", "KH", "KI", "KM",
+	"KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU",
+	"LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP",
+	"MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE", "NF", "NG",
+	"NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL",
+	"PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SB",
+	"SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST",
+	"SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+	"TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG",
+	"VI", "VN", "VU", "WF", "WS", "XK", "YE", "YT", "ZA", "ZM", "ZW",
+};
+
+static int cmp_code(const void *a, const void *b)
+{
+	return memcmp(a, b, 2);
+}
+
+int geo_country_assigned(uint16_t id)
+{
+	char code[2];
+
+	if (id == 0 || id >= 677)
+		return 0;
+	code[0] = (char)('A' + (id - 1) / 26);
+	code[1] = (char)('A' + (id - 1) % 26);
+	return bsearch(code, iso_codes, sizeof(iso_codes) / sizeof(iso_codes[0]), sizeof(iso_codes[0]),
+		       cmp_code) != NULL;
+}
+
 int geo_country_id(const char *code, size_t len)
 {
 	static const char *const pseudo[] = { "ZZ", "EU", "AP", "A1", "A2", "O1" };
@@ -311,6 +351,8 @@ struct rowvec {
 struct loader {
 	struct rowvec fam[2]; /* [0] IPv4, [1] IPv6 */
 	uint32_t seq;
+	struct diag *warnings;
+	uint64_t warned[11]; /* country ids already warned about (bitset) */
 	struct geo_source *sources;
 	size_t nsources;
 };
@@ -327,6 +369,29 @@ static int rowvec_push(struct rowvec *rv, const struct row *r)
 		rv->cap = cap;
 	}
 	rv->v[rv->n++] = *r;
+	return 0;
+}
+
+/* Data codes as policies know them: UK (ISO-reserved for the United Kingdom at its request) is GB;
+ * a code that is not an assigned ISO 3166-1 code (nor AN/XK) cannot match any AllowCountry= and
+ * counts as unknown, with one warning per code and load. */
+static uint16_t normalize_country(struct loader *L, const char *path, unsigned line, uint16_t cc)
+{
+	char code[8];
+
+	if (cc == 0 || geo_country_assigned(cc))
+		return cc;
+	if (cc == ('U' - 'A') * 26 + ('K' - 'A') + 1)
+		return ('G' - 'A') * 26 + ('B' - 'A') + 1;
+	if (!(L->warned[cc / 64] & (1ULL << (cc % 64))) && L->warnings) {
+		L->warned[cc / 64] |= 1ULL << (cc % 64);
+		if (line)
+			diag_add(L->warnings, "%s:%u: country code %s is not an assigned ISO 3166-1 code; "
+				 "counted as unknown", path, line, geo_country_code(cc, code));
+		else
+			diag_add(L->warnings, "%s: country code %s is not an assigned ISO 3166-1 code; "
+				 "counted as unknown", path, geo_country_code(cc, code));
+	}
 	return 0;
 }
 
@@ -491,6 +556,10 @@ static int load_csv(struct loader *L, const char *path, const char *buf, size_t 
 		u128 a, b;
 		int fa, fb, cc, nf;
 
+		/* The first data row failed: this is not a CSV range file (a binary file, another
+		 * format); say so once instead of a message per line. */
+		if (rows == 0 && e.n > 0)
+			break;
 		p = nl ? nl + 1 : end;
 		line++;
 		if (le > ls && le[-1] == '\r')
@@ -509,6 +578,7 @@ static int load_csv(struct loader *L, const char *path, const char *buf, size_t 
 			if (is_header(&f[0]))
 				continue;
 		}
+
 		if (nf < 3) {
 			err_add(&e, line, "expected 3 columns (start,end,country), got %d", nf);
 			continue;
@@ -537,12 +607,22 @@ static int load_csv(struct loader *L, const char *path, const char *buf, size_t 
 			continue;
 		}
 		rows++;
+		cc = normalize_country(L, path, line, (uint16_t)cc);
 		if (e.n == 0 && add_row(L, fa, a, b, (uint16_t)cc, line, file) < 0)
 			return -ENOMEM;
+	}
+	if (rows == 0 && e.n > 0) {
+		diag_add(errors, "%s: not a CSV range file (start,end,country) nor an MMDB database", path);
+		return -EINVAL;
 	}
 	err_finish(&e);
 	if (e.n > 0)
 		return -EINVAL;
+	if (rows == 0) {
+		diag_add(errors, "%s: no GeoIP data: not a CSV range file (start,end,country) with at least one row, "
+			 "nor an MMDB database", path);
+		return -EINVAL;
+	}
 	*ret_rows = rows;
 	return 0;
 }
@@ -754,6 +834,8 @@ static int load_mmdb(struct loader *L, const char *path, const char *open_path, 
 			}
 			rows++;
 			s = mmdb_country(&entry, &cache, &cc);
+			if (s >= 0)
+				cc = normalize_country(L, path, 0, cc);
 			if (s == -ENOMEM)
 				goto out;
 			if (s < 0) {
@@ -792,6 +874,11 @@ static int load_mmdb(struct loader *L, const char *path, const char *open_path, 
 	}
 	src->build_epoch = mmdb.metadata.build_epoch;
 	src->rows = rows;
+	if (rows == 0) {
+		diag_add(errors, "%s: no GeoIP data: the MMDB database has no networks", path);
+		r = -EINVAL;
+		goto out;
+	}
 	r = 0;
 out:
 	free(stack);
@@ -1293,6 +1380,7 @@ int geo_load(const char *const *paths, size_t npaths, struct geo_db *ret, struct
 	if (!L.sources)
 		return -ENOMEM;
 	L.nsources = npaths;
+	L.warnings = &warn;
 	for (size_t f = 0; f < npaths; f++) {
 		int k = load_file(&L, paths[f], (uint16_t)f, &L.sources[f], errors);
 

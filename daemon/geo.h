@@ -70,6 +70,11 @@ void geo_db_free(struct geo_db *db);
  * Case-insensitive. Returns -EINVAL for anything else (not two ASCII letters). */
 int geo_country_id(const char *code, size_t len);
 
+/* 1 if id is one of the 249 assigned ISO 3166-1 alpha-2 codes (ISO 3166 Maintenance Agency) or
+ * AN / XK, which GeoIP data uses; else 0. The loaders count any other code as unknown (0), with a
+ * warning, and read UK (reserved for the United Kingdom) as GB. */
+int geo_country_assigned(uint16_t id);
+
 /* Id -> "DE" (3-byte buffer incl. NUL); id 0 -> "unknown" needs 8 bytes: buf must hold 8.
  * Ids above 676 give "invalid". Returns buf. */
 const char *geo_country_code(uint16_t id, char buf[8]);

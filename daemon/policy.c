@@ -12,6 +12,7 @@
  * a blank line for comments and broken lines). The handler takes the value from the raw line.
  */
 #include "policy.h"
+#include "geo.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -25,6 +26,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #ifndef EGRESSD_DATADIR
 #error "EGRESSD_DATADIR must be defined (the Makefile passes -DEGRESSD_DATADIR=...)"
@@ -39,34 +41,6 @@
 
 /* ---- ISO 3166-1 ------------------------------------------------------------------------------ */
 
-/* The 249 officially assigned ISO 3166-1 alpha-2 codes (ISO 3166 Maintenance Agency), plus AN
- * (Netherlands Antilles, transitionally reserved) and XK (Kosovo, user-assigned), which GeoIP data
- * uses. Sorted for bsearch. */
-static const char iso_codes[][3] = {
-	"AD", "AE", "AF", "AG", "AI", "AL", "AM", "AN", "AO", "AQ", "AR", "AS", "AT", "AU", "AW",
-	"AX", "AZ", "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO",
-	"BQ", "BR", "BS", "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI",
-	"CK", "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK",
-	"DM", "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO",
-	"FR", "GA", "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR",
-	"GS", "GT", "GU", "GW", "GY", "HK", "HM", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM",
-	"IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM", "JO", "JP", "KE", "KG", "KH", "KI", "KM",
-	"KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU",
-	"LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP",
-	"MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE", "NF", "NG",
-	"NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL",
-	"PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SB",
-	"SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST",
-	"SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
-	"TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG",
-	"VI", "VN", "VU", "WF", "WS", "XK", "YE", "YT", "ZA", "ZM", "ZW",
-};
-
-static int cmp_code(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
 static bool is_two_letters(const char *s)
 {
 	return strlen(s) == 2 && ((s[0] | 0x20) >= 'a' && (s[0] | 0x20) <= 'z') &&
@@ -75,17 +49,12 @@ static bool is_two_letters(const char *s)
 
 int policy_country_id(const char *code)
 {
-	char up[3];
+	int id;
 
 	if (!code || !is_two_letters(code))
 		return -EINVAL;
-	up[0] = (char)(code[0] & ~0x20);
-	up[1] = (char)(code[1] & ~0x20);
-	up[2] = 0;
-	if (!bsearch(up, iso_codes, sizeof(iso_codes) / sizeof(iso_codes[0]), sizeof(iso_codes[0]),
-		     cmp_code))
-		return -EINVAL;
-	return (up[0] - 'A') * 26 + (up[1] - 'A') + 1;
+	id = ((code[0] & ~0x20) - 'A') * 26 + ((code[1] & ~0x20) - 'A') + 1;
+	return geo_country_assigned((uint16_t)id) ? id : -EINVAL;
 }
 
 static void bit_set(uint64_t *set, unsigned id)
@@ -649,6 +618,7 @@ static void daemon_key(struct loader *l, const struct key_def *k, const char *v,
 			l->c.ngeo = 0;
 			l->geo_given = true;
 		}
+		l->c.geo_line = l->line;
 		for (char *save = NULL, *t = strtok_r(tokens, " \t", &save); t;
 		     t = strtok_r(NULL, " \t", &save)) {
 			char *p = resolve(l, t);
@@ -889,7 +859,7 @@ static char *cgroup_normalize(const char *in, char *err, size_t errlen, bool *re
 	if (strncmp(p, "sys/fs/cgroup/", 14) == 0 || strcmp(p, "sys/fs/cgroup") == 0) {
 		snprintf(
 			err, errlen,
-			"'%s' includes the cgroup v2 mount point; write the path relative to /sys/fs/cgroup",
+			"'%s' includes the cgroup v2 mount point; write the path relative to that mount",
 			in);
 		goto fail;
 	}
@@ -1571,8 +1541,8 @@ static void load_policy_dir(struct loader *l, const char *main_path)
 	if (!d) {
 		int r = -errno;
 
-		if (r == -ENOENT && !l->poldir_given)
-			return; /* no policies.d beside the main file: no policies */
+		/* A missing policy directory is an error even when it is the default: a directory lost
+		 * by mistake must not turn a reload into "no policies", which ends enforcement. */
 		l->file = main_path;
 		lerr(l, l->poldir_given ? l->daemon_lines[K_POLDIR] : 0,
 		     "PolicyDirectory: cannot open %s: %s", l->c.policy_dir, strerror(-r));

@@ -56,6 +56,7 @@ struct policy {
 struct config {
 	char *path; /* the main file */
 	char **geo_paths; /* GeoDatabase=, split on spaces */
+	unsigned geo_line; /* line of the last GeoDatabase= in path, 0 if the default applies */
 	size_t ngeo;
 	char *socket; /* Socket= */
 	char *reader_group; /* ReaderGroup=, may be "" */

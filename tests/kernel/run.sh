@@ -22,6 +22,12 @@ for t in "$BUILD"/tests/kern_smoke "$BUILD"/tests/lookup_check; do
 	# 77 = SKIP; on machines where these tests can run (CI here) a SKIP is a failure.
 	[ $rc -eq 0 ] || fail=1
 done
+# System tests (units, packages, man pages, notify protocol, ...): each prints its own result line.
+for t in tests/system/test_*.sh; do
+	[ -e "$t" ] || continue
+	echo "== $t"
+	bash "$t" || fail=1
+done
 echo "== tests/kernel/e2e.py"
 python3 tests/kernel/e2e.py || fail=1
 exit $fail

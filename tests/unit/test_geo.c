@@ -671,13 +671,15 @@ static void test_error_cap(void **state)
 	struct diag e = { 0 };
 	struct geo_db db;
 
+	/* A good first row: a bad first data row means "not a CSV file" and stops (test_not_csv). */
+	snprintf(buf, sizeof(buf), "2.0.0.0,2.0.0.255,AU\n");
 	for (int i = 0; i < 25; i++)
 		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "1.0.0.%d,1.0.0.0,AU\n",
 			 i + 1);
 	p = write_tmp_str("cap.csv", buf);
 	for (int i = 0; i < 20; i++) {
 		snprintf(expected[i], sizeof(expected[i]),
-			 "%s:%d: start 1.0.0.%d is after end 1.0.0.0", p, i + 1, i + 1);
+			 "%s:%d: start 1.0.0.%d is after end 1.0.0.0", p, i + 2, i + 1);
 		ex[i] = expected[i];
 	}
 	snprintf(expected[20], sizeof(expected[20]), "%s: ... 5 more errors", p);
@@ -854,16 +856,66 @@ static void test_multiple_files(void **state)
 	free(b);
 }
 
+/* An empty (or comment-only) file must not load as "no data": with Unknown=deny that would block
+ * everything after a failed data refresh. */
 static void test_empty_file(void **state)
 {
 	char *p = write_tmp_str("empty.csv", "");
+	char *q = write_tmp_str("comments.csv", "# nothing\nstart,end,country\n");
+	char ex[300], ex2[300];
+	const char *exs[] = { ex }, *exs2[] = { ex2 };
+	struct diag e = { 0 };
 	struct geo_db db;
 
-	load_ok(p, &db);
-	assert_int_equal(db.n4, 0);
-	assert_int_equal(db.n6, 0);
-	assert_string_equal(db.sources[0].sha256,
-			    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	snprintf(ex, sizeof(ex), "%s: no GeoIP data: not a CSV range file (start,end,country) with at "
+		 "least one row, nor an MMDB database", p);
+	assert_int_equal(load(p, &db, &e, NULL), -EINVAL);
+	diag_is(&e, exs, 1);
+	diag_free(&e);
+	snprintf(ex2, sizeof(ex2), "%s: no GeoIP data: not a CSV range file (start,end,country) with at "
+		 "least one row, nor an MMDB database", q);
+	assert_int_equal(load(q, &db, &e, NULL), -EINVAL);
+	diag_is(&e, exs2, 1);
+	diag_free(&e);
+	free(p);
+	free(q);
+}
+
+/* A binary or foreign file: one message for its first line and one verdict, not one per line. */
+static void test_not_csv(void **state)
+{
+	char *p = write_tmp_str("garbage.bin", "\x7f""ELF\x02\x01\x01 binary junk\nmore,junk,here\nand more\n");
+	char ex0[300], ex1[300];
+	const char *exs[] = { ex0, ex1 };
+	struct diag e = { 0 };
+	struct geo_db db;
+
+	snprintf(ex0, sizeof(ex0), "%s:1: expected 3 columns (start,end,country), got 1", p);
+	snprintf(ex1, sizeof(ex1), "%s: not a CSV range file (start,end,country) nor an MMDB database", p);
+	assert_int_equal(load(p, &db, &e, NULL), -EINVAL);
+	diag_is(&e, exs, 2);
+	diag_free(&e);
+	free(p);
+}
+
+/* UK is read as GB; codes no policy can name (unassigned) count as unknown with one warning per
+ * code; lower case is accepted. */
+static void test_country_normalisation(void **state)
+{
+	char *p = write_tmp_str("codes.csv", "1.0.0.0,1.0.0.255,uk\n2.0.0.0,2.0.0.255,QQ\n"
+					     "3.0.0.0,3.0.0.255,QQ\n4.0.0.0,4.0.0.255,de\n");
+	char ex[300];
+	const char *exs[] = { ex };
+	struct diag w = { 0 };
+	struct geo_db db;
+
+	assert_int_equal(load(p, &db, NULL, &w), 0);
+	snprintf(ex, sizeof(ex), "%s:2: country code QQ is not an assigned ISO 3166-1 code; counted as unknown", p);
+	diag_is(&w, exs, 1);
+	assert_int_equal(db.n4, 2);
+	span_is(&db, 4, 0, "1.0.0.0", "1.0.0.255", "GB");
+	span_is(&db, 4, 1, "4.0.0.0", "4.0.0.255", "DE");
+	diag_free(&w);
 	geo_db_free(&db);
 	free(p);
 }
@@ -1396,6 +1448,8 @@ int main(void)
 		cmocka_unit_test(test_resolution),
 		cmocka_unit_test(test_multiple_files),
 		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_not_csv),
+		cmocka_unit_test(test_country_normalisation),
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_gzip_corrupt),
 		cmocka_unit_test(test_gzip_bomb),

@@ -1,2 +1,2 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-TEST_DEPS_policy := policy diag
+TEST_DEPS_policy := policy geo diag
