@@ -16,11 +16,14 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +33,7 @@
 #include "api.h"
 #include "cgroup.h"
 #include "diag.h"
+#include "events.h"
 #include "geo.h"
 #include "kern.h"
 #include "log.h"
@@ -39,7 +43,6 @@
 
 #define RESCAN_USEC (1000 * 1000ULL) /* how often cgroup paths are re-resolved */
 #define DRAIN_USEC (100 * 1000ULL) /* the programs wake us only when the ring is 1/8 full */
-#define EVENT_LOG_BURST 20 /* deny events logged per second before suppressing */
 
 struct id_name {
 	uint64_t id;
@@ -94,10 +97,9 @@ struct egressd {
 	struct id_name *polnames; /* policy id -> name (kept after the policy is removed) */
 	size_t npolnames;
 
+	struct events *events; /* deny events -> journal, rate-limited */
 	uint64_t events_seen;
-	uint64_t log_window_usec;
-	unsigned log_in_window;
-	uint64_t log_suppressed;
+	int event_walked;
 };
 
 /* ---- small helpers -------------------------------------------------------------------------- */
@@ -377,6 +379,89 @@ static void notify_status(struct egressd *d)
 		   d->last_reload_ok ? "" : "; last reload FAILED, previous generation kept");
 }
 
+/* Load the GeoIP files of cfg and compile them into a verified table image. On failure nothing
+ * is returned (ret_* untouched) and errors say why. Pure: safe to run on another thread. */
+static int compile_geo(const struct config *cfg, uint64_t generation, struct geo_db *ret_geo,
+		       struct table_image *ret_img, struct diag *errors, struct diag *warnings)
+{
+	struct geo_db geo = {};
+	struct table_image img = {};
+	int r;
+
+	r = geo_load((const char *const *)cfg->geo_paths, cfg->ngeo, &geo, errors, warnings);
+	if (r < 0)
+		return r;
+	r = table_build(&geo, generation, &img);
+	if (r < 0) {
+		diag_add(errors, "GeoIP table: cannot build the range table: %s", strerror(-r));
+		geo_db_free(&geo);
+		return r;
+	}
+	/* The BPF search trusts the image's invariants: check them before the kernel sees it. */
+	r = table_verify(&img, errors);
+	if (r < 0) {
+		table_image_free(&img);
+		geo_db_free(&geo);
+		return r;
+	}
+	*ret_geo = geo;
+	*ret_img = img;
+	return 0;
+}
+
+struct geo_job {
+	const struct config *cfg;
+	uint64_t generation;
+	struct geo_db geo;
+	struct table_image img;
+	struct diag errors, warnings;
+	int r;
+};
+
+static void *geo_job_run(void *p)
+{
+	struct geo_job *j = p;
+
+	j->r = compile_geo(j->cfg, j->generation, &j->geo, &j->img, &j->errors, &j->warnings);
+	return NULL;
+}
+
+/* compile_geo on a worker thread while this thread keeps the systemd watchdog fed (the event
+ * loop is not running during a reload); without a watchdog, the same on this thread. */
+static int compile_geo_watched(const struct config *cfg, uint64_t generation, struct geo_db *ret_geo,
+			       struct table_image *ret_img, struct diag *errors, struct diag *warnings)
+{
+	struct geo_job j = { .cfg = cfg, .generation = generation };
+	uint64_t wd_usec = 0;
+	pthread_t t;
+	int r;
+
+	if (sd_watchdog_enabled(0, &wd_usec) <= 0 || wd_usec == 0 ||
+	    pthread_create(&t, NULL, geo_job_run, &j) != 0)
+		return compile_geo(cfg, generation, ret_geo, ret_img, errors, warnings);
+	for (;;) {
+		struct timespec ts;
+		uint64_t ns;
+
+		clock_gettime(CLOCK_REALTIME, &ts); /* pthread_timedjoin_np takes CLOCK_REALTIME */
+		ns = (uint64_t)ts.tv_nsec + wd_usec / 4 * 1000;
+		ts.tv_sec += (time_t)(ns / 1000000000ULL);
+		ts.tv_nsec = (long)(ns % 1000000000ULL);
+		r = pthread_timedjoin_np(t, NULL, &ts);
+		if (r != ETIMEDOUT)
+			break;
+		sd_notify(0, "WATCHDOG=1");
+	}
+	sd_notify(0, "WATCHDOG=1");
+	diag_move(errors, &j.errors);
+	diag_move(warnings, &j.warnings);
+	if (j.r < 0)
+		return j.r;
+	*ret_geo = j.geo;
+	*ret_img = j.img;
+	return 0;
+}
+
 /* Parse and compile everything, then switch the kernel to it. On failure nothing running changes
  * (unless the kernel itself refuses an update, reported in errors). */
 static int reload(struct egressd *d, struct diag *errors)
@@ -405,22 +490,13 @@ static int reload(struct egressd *d, struct diag *errors)
 	if (ids && same_geo_files(d, &cfg, ids)) {
 		geo = d->geo; /* unchanged: keep the running data and image */
 	} else {
-		r = geo_load((const char *const *)cfg.geo_paths, cfg.ngeo, &geo, errors, &warnings);
+		r = compile_geo_watched(&cfg, d->generation + 1, &geo, &img, errors, &warnings);
 		for (size_t i = 0; i < warnings.n; i++)
 			log_warning("%s", warnings.msgs[i]);
 		diag_free(&warnings);
 		if (r < 0)
 			goto fail;
 		geo_new = 1;
-		r = table_build(&geo, d->generation + 1, &img);
-		if (r < 0) {
-			diag_add(errors, "GeoIP table: cannot build the range table: %s", strerror(-r));
-			goto fail;
-		}
-		/* The BPF search trusts the image's invariants: check them before the kernel sees it. */
-		r = table_verify(&img, errors);
-		if (r < 0)
-			goto fail;
 	}
 	r = resolve_cgroups(d->cgmount, &cfg, &res, &nres, errors);
 	if (r < 0)
@@ -671,6 +747,14 @@ static int op_status(void *userdata, json_object **ret, char **ret_err)
 	json_object_object_add(o, "policies", policies_json(d));
 	json_object_object_add(o, "events_lost", json_object_new_uint64(stats[EGRESS_STAT_EVENTS_LOST]));
 	json_object_object_add(o, "events_seen", json_object_new_uint64(d->events_seen));
+	{
+		uint64_t logged = 0, suppressed = 0;
+
+		if (d->events)
+			events_totals(d->events, &logged, &suppressed);
+		json_object_object_add(o, "events_logged", json_object_new_uint64(logged));
+		json_object_object_add(o, "events_log_suppressed", json_object_new_uint64(suppressed));
+	}
 	json_object_object_add(o, "counter_overflow", json_object_new_uint64(stats[EGRESS_STAT_COUNTER_OVERFLOW]));
 	json_object_object_add(o, "reload_failures", json_object_new_uint64(d->reload_failures));
 	json_object_object_add(lr, "ok", json_object_new_boolean(d->last_reload_ok));
@@ -933,28 +1017,21 @@ static int op_reload(void *userdata, json_object **ret, char **ret_err)
 static int event_cb(const struct egress_event *ev, void *userdata)
 {
 	struct egressd *d = userdata;
-	uint64_t now = now_usec();
-	char addr[INET6_ADDRSTRLEN], code[8];
-	const char *pol;
+	const char *pol = id_name_get(d->polnames, d->npolnames, ev->policy_id);
+	const char *path = cgroup_name(d, ev->cgroup_id, &d->event_walked);
+	char idbuf[32], *unit;
+	struct event_view v = { .ev = ev, .policy = pol ? pol : "", .generation = d->generation };
 
 	d->events_seen++;
-	if (now - d->log_window_usec >= 1000000) {
-		if (d->log_suppressed)
-			log_notice("%" PRIu64 " similar deny events not logged in the last second", d->log_suppressed);
-		d->log_window_usec = now;
-		d->log_in_window = 0;
-		d->log_suppressed = 0;
+	if (!path) {
+		snprintf(idbuf, sizeof(idbuf), "id:%" PRIu64, (uint64_t)ev->cgroup_id);
+		path = idbuf;
 	}
-	if (d->log_in_window >= EVENT_LOG_BURST) {
-		d->log_suppressed++;
-		return 0;
-	}
-	d->log_in_window++;
-	inet_ntop(ev->family == 2 ? AF_INET : AF_INET6, ev->addr, addr, sizeof(addr));
-	pol = id_name_get(d->polnames, d->npolnames, ev->policy_id);
-	log_notice("%s: policy=%s pid=%u comm=%.16s uid=%u dst=%s port=%u proto=%u country=%s", verdict_name(ev->verdict),
-		   pol ? pol : "?", ev->pid, ev->comm, ev->uid, addr, ev->dport, ev->proto,
-		   geo_country_code(ev->country, code));
+	unit = cgroup_unit_of(path);
+	v.cgroup = path;
+	v.unit = unit ? unit : "";
+	(void)events_log(d->events, &v, now_usec());
+	free(unit);
 	return 0;
 }
 
@@ -962,6 +1039,7 @@ static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdat
 {
 	struct egressd *d = userdata;
 
+	d->event_walked = 0; /* one hierarchy walk per batch at most, for new cgroup ids */
 	(void)kern_events_consume(d->kern, event_cb, d);
 	return 0;
 }
@@ -970,7 +1048,9 @@ static int on_drain(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct egressd *d = userdata;
 
+	d->event_walked = 0;
 	(void)kern_events_consume(d->kern, event_cb, d);
+	(void)events_flush(d->events, now_usec(), 0);
 	(void)sd_event_source_set_time(s, now_usec() + DRAIN_USEC);
 	(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 	return 0;
@@ -1040,6 +1120,24 @@ static int prepare_socket_dir(const char *path)
 	return r;
 }
 
+/* 1 if a server accepts connections on the Unix socket at path (another egressd, or systemd
+ * holding it for socket activation), else 0. */
+static int socket_in_use(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return r;
+}
+
 int egressd_check(const char *config_path)
 {
 	struct config cfg = {};
@@ -1064,12 +1162,7 @@ int egressd_check(const char *config_path)
 			r = check_geo_paths(&cfg, &errors);
 	}
 	if (r >= 0) {
-		r = geo_load((const char *const *)cfg.geo_paths, cfg.ngeo, &geo, &errors, &warnings);
-		if (r >= 0) {
-			r = table_build(&geo, 1, &img);
-			if (r < 0)
-				diag_add(&errors, "GeoIP table: cannot build the range table: %s", strerror(-r));
-		}
+		r = compile_geo(&cfg, 1, &geo, &img, &errors, &warnings);
 	}
 	for (size_t i = 0; i < warnings.n; i++)
 		fprintf(stderr, "warning: %s\n", warnings.msgs[i]);
@@ -1096,6 +1189,10 @@ static void egressd_free(struct egressd *d)
 	api_free(d->api);
 	sd_event_source_unref(d->rescan);
 	sd_event_source_unref(d->drain);
+	if (d->events) {
+		(void)events_flush(d->events, now_usec(), 1); /* report what was held back */
+		events_free(d->events);
+	}
 	sd_event_source_unref(d->events_src);
 	kern_free(d->kern);
 	if (d->have_cfg) {
@@ -1132,11 +1229,42 @@ int egressd_run(const struct egressd_args *args)
 	struct diag errors = {};
 	sigset_t mask;
 	struct group *g;
-	int r, exit_code = 1;
+	int r, exit_code = 1, listen_fd;
 
+	/* Socket activation (egressd.socket): one listening AF_UNIX stream socket. */
+	r = sd_listen_fds(1);
+	if (r > 1 || (r == 1 && sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0)) {
+		log_error("socket activation: expected one listening AF_UNIX stream socket, got %d fds", r);
+		goto out;
+	}
+	if (r < 0)
+		log_warning("sd_listen_fds: %s; binding the socket myself", strerror(-r));
+	listen_fd = r == 1 ? SD_LISTEN_FDS_START : -1;
+
+	/* A second daemon on the same socket would attach a second set of programs and take the
+	 * socket from the first: refuse before touching the kernel. */
+	if (listen_fd < 0) {
+		struct config pre = {};
+
+		if (config_load(d.config_path, &pre, &errors) >= 0) {
+			int busy = socket_in_use(pre.socket);
+
+			if (busy)
+				log_error("%s: another egressd is serving this socket; refusing to start", pre.socket);
+			config_free(&pre);
+			if (busy)
+				goto out;
+		}
+		diag_free(&errors); /* reload() below reports configuration errors */
+	}
 	r = cgroup_find_v2_mount(&d.cgmount);
 	if (r < 0) {
 		log_error("cannot find the cgroup v2 mount in /proc/self/mountinfo: %s; refusing to start", strerror(-r));
+		goto out;
+	}
+	d.events = events_new(log_to_journal());
+	if (!d.events) {
+		log_error("out of memory");
 		goto out;
 	}
 	kern_set_log(libbpf_log);
@@ -1183,17 +1311,17 @@ int egressd_run(const struct egressd_args *args)
 		r = sd_event_set_watchdog(d.event, 1);
 	if (r < 0)
 		goto fail_loop;
-	r = prepare_socket_dir(d.cfg.socket);
+	r = listen_fd < 0 ? prepare_socket_dir(d.cfg.socket) : 0;
 	if (r < 0) {
 		log_error("%s: cannot create the socket directory: %s", d.cfg.socket, strerror(-r));
 		goto out;
 	}
-	r = api_start(d.event, d.cfg.socket, -1, &ops, &d.api);
+	r = api_start(d.event, d.cfg.socket, listen_fd, &ops, &d.api);
 	if (r < 0) {
 		log_error("%s: cannot serve the API: %s", d.cfg.socket, strerror(-r));
 		goto out;
 	}
-	if (d.cfg.reader_group && *d.cfg.reader_group) {
+	if (listen_fd < 0 && d.cfg.reader_group && *d.cfg.reader_group) {
 		g = getgrnam(d.cfg.reader_group);
 		if (!g)
 			log_warning("ReaderGroup=%s: no such group; %s stays root-only", d.cfg.reader_group, d.cfg.socket);
