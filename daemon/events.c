@@ -154,15 +154,15 @@ static void write_summary(struct events *e, const struct slot *s, uint64_t windo
 		geo_country_code(s->country, code);
 	}
 	if (e->journal)
-		sd_journal_send("MESSAGE=%" PRIu64 " similar %s events suppressed in %" PRIu64 " s (cgroup %s, country %s)",
-				s->suppressed, verdict, window_usec / 1000000, cg, code,
+		sd_journal_send("MESSAGE=%" PRIu64 " similar %s events suppressed in %.1f s (cgroup %s, country %s)",
+				s->suppressed, verdict, window_usec / 1e6, cg, code,
 				"MESSAGE_ID=" EGRESSD_SUPPRESSED_MESSAGE_ID, "PRIORITY=%d", LOG_NOTICE,
 				"SYSLOG_IDENTIFIER=egressd", "EGRESSD_SUPPRESSED=%" PRIu64, s->suppressed,
 				"EGRESSD_VERDICT=%s", verdict, "EGRESSD_CGROUP=%s", cg, "EGRESSD_UNIT=%s", unit,
 				"EGRESSD_COUNTRY=%s", code, "EGRESSD_POLICY=%s", pol, NULL);
 	else
-		fprintf(stderr, "egressd: %" PRIu64 " similar %s events suppressed in %" PRIu64 " s (cgroup %s, country %s)\n",
-			s->suppressed, verdict, window_usec / 1000000, cg, code);
+		fprintf(stderr, "egressd: %" PRIu64 " similar %s events suppressed in %.1f s (cgroup %s, country %s)\n",
+			s->suppressed, verdict, window_usec / 1e6, cg, code);
 }
 
 int events_log(struct events *e, const struct event_view *v, uint64_t now_usec)

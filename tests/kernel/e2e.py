@@ -90,10 +90,14 @@ class Daemon:
             with open(os.path.join(pd, "%02d.conf" % i), "w") as f:
                 f.write(text)
 
-    def start(self):
+    def start(self, env=None, prefix=(), wait=True, pass_fds=()):
+        """Start egressd (argv prefix: e.g. systemd-socket-activate ...); wait for its API."""
         self.logf = open(self.log, "w")
-        self.proc = subprocess.Popen([EGRESSD, "--config", self.conf, "--log-level", "debug"],
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(list(prefix) + [EGRESSD, "--config", self.conf, "--log-level", "debug"],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **(env or {})), pass_fds=pass_fds)
+        if not wait:
+            return
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:
