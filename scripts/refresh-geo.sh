@@ -18,18 +18,22 @@ for f in geo-whois-asn-country-ipv4.csv geo-whois-asn-country-ipv6.csv NRO_LICEN
 done
 out="$top/data/geo"
 mkdir -p "$out"
-# One file, IPv4 rows then IPv6 rows; -n keeps the gzip header free of names and times so the
-# output is reproducible for one input.
-cat "$p/geo-whois-asn-country-ipv4.csv" "$p/geo-whois-asn-country-ipv6.csv" | gzip -9n > "$out/country.csv.gz.new"
+# Special-purpose blocks cut out, identical duplicate rows reduced to the later one
+# (scripts/geo-filter.py says why); one file, IPv4 rows then IPv6 rows; -n keeps the gzip header
+# free of names and times so the output is reproducible for one input.
+python3 "$top/scripts/geo-filter.py" "$p/geo-whois-asn-country-ipv4.csv" > "$tmp/v4.csv" 2> "$tmp/v4.log"
+python3 "$top/scripts/geo-filter.py" "$p/geo-whois-asn-country-ipv6.csv" > "$tmp/v6.csv" 2> "$tmp/v6.log"
+cat "$tmp/v4.csv" "$tmp/v6.csv" | gzip -9n > "$out/country.csv.gz.new"
 mv "$out/country.csv.gz.new" "$out/country.csv.gz"
-v4=$(wc -l < "$p/geo-whois-asn-country-ipv4.csv")
-v6=$(wc -l < "$p/geo-whois-asn-country-ipv6.csv")
+v4=$(wc -l < "$tmp/v4.csv")
+v6=$(wc -l < "$tmp/v6.csv")
 cat > "$out/PROVENANCE" <<PROV
 # Provenance of data/geo/country.csv.gz (written by scripts/refresh-geo.sh; do not edit by hand)
 Source=npm package $pkg (https://github.com/sapics/ip-location-db, geo-whois-asn-country)
 Version=$ver
 Date=$(date -u +%Y-%m-%d)
-Files=geo-whois-asn-country-ipv4.csv ($v4 rows) + geo-whois-asn-country-ipv6.csv ($v6 rows), concatenated, gzip -9n
+Files=geo-whois-asn-country-ipv4.csv ($v4 rows) + geo-whois-asn-country-ipv6.csv ($v6 rows), filtered, concatenated, gzip -9n
+Filter=scripts/geo-filter.py: special-purpose blocks (IANA registries, RFC 6890: private, loopback, link-local, documentation, benchmarking, multicast, reserved) cut out of every row; of identical ranges the later row kept. IPv4 $(cat "$tmp/v4.log"). IPv6 $(cat "$tmp/v6.log").
 PackageSHA256=$(sha256sum "$tgz" | cut -d' ' -f1)
 SHA256=$(sha256sum "$out/country.csv.gz" | cut -d' ' -f1)
 License=CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/); package metadata: CC0-1.0
