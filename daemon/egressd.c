@@ -1273,7 +1273,8 @@ int egressd_run(const struct egressd_args *args)
 		for (size_t i = 0; i < errors.n; i++)
 			log_error("%s", errors.msgs[i]);
 		diag_free(&errors);
-		log_error("loading the BPF programs failed: %s (errno %d); nothing is counted or enforced", strerror(-r), -r);
+		log_error("nothing is counted or enforced%s",
+			  r == -EPERM ? ": egressd needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN" : "");
 		goto out;
 	}
 	r = reload(&d, &errors);
