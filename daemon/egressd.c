@@ -1184,7 +1184,9 @@ int egressd_check(const char *config_path)
 	return r < 0 ? 1 : 0;
 }
 
-static void egressd_free(struct egressd *d)
+/* keep: leave programs attached and maps pinned (OnExit=keep, or a failed start that adopted an
+ * earlier run's enforcement). */
+static void egressd_free(struct egressd *d, int keep)
 {
 	api_free(d->api);
 	sd_event_source_unref(d->rescan);
@@ -1194,7 +1196,7 @@ static void egressd_free(struct egressd *d)
 		events_free(d->events);
 	}
 	sd_event_source_unref(d->events_src);
-	kern_free(d->kern);
+	kern_close(d->kern, keep);
 	if (d->have_cfg) {
 		geo_db_free(&d->geo);
 		config_free(&d->cfg);
@@ -1226,10 +1228,11 @@ int egressd_run(const struct egressd_args *args)
 		.policies = op_policies,
 		.reload = op_reload,
 	};
-	struct diag errors = {};
+	struct diag errors = {}, warnings = {};
 	sigset_t mask;
 	struct group *g;
-	int r, exit_code = 1, listen_fd;
+	char *pin_path = NULL;
+	int r, exit_code = 1, listen_fd, pre_enforce = 1, keep = 0;
 
 	/* Socket activation (egressd.socket): one listening AF_UNIX stream socket. */
 	r = sd_listen_fds(1);
@@ -1257,6 +1260,23 @@ int egressd_run(const struct egressd_args *args)
 		}
 		diag_free(&errors); /* reload() below reports configuration errors */
 	}
+	/* Where to pin (PinPath= of the configuration at start; empty = no pinning), and whether an
+	 * unusable pin directory is fatal (it is when a policy enforces). */
+	{
+		struct config pre = {};
+
+		if (config_load(d.config_path, &pre, &errors) < 0) {
+			for (size_t i = 0; i < errors.n; i++)
+				log_error("%s", errors.msgs[i]);
+			log_error("start failed: invalid configuration; nothing changed in the kernel (programs an "
+				  "earlier run pinned stay attached)");
+			goto out;
+		}
+		if (pre.pin_path && *pre.pin_path)
+			pin_path = strdup(pre.pin_path);
+		pre_enforce = any_enforce(&pre);
+		config_free(&pre);
+	}
 	r = cgroup_find_v2_mount(&d.cgmount);
 	if (r < 0) {
 		log_error("cannot find the cgroup v2 mount in /proc/self/mountinfo: %s; refusing to start", strerror(-r));
@@ -1268,7 +1288,19 @@ int egressd_run(const struct egressd_args *args)
 		goto out;
 	}
 	kern_set_log(libbpf_log);
-	r = kern_open(&d.kern, &errors);
+	r = kern_open_pinned(&d.kern, NULL, pin_path, &errors, &warnings);
+	if (r == -ENOTSUP && !pre_enforce) {
+		for (size_t i = 0; i < errors.n; i++)
+			log_warning("%s; monitor-only, so running without pins: counters end with this process",
+				    errors.msgs[i]);
+		diag_free(&errors);
+		free(pin_path);
+		pin_path = NULL;
+		r = kern_open_pinned(&d.kern, NULL, NULL, &errors, &warnings);
+	}
+	for (size_t i = 0; i < warnings.n; i++)
+		log_warning("%s", warnings.msgs[i]);
+	diag_free(&warnings);
 	if (r < 0) {
 		for (size_t i = 0; i < errors.n; i++)
 			log_error("%s", errors.msgs[i]);
@@ -1277,11 +1309,18 @@ int egressd_run(const struct egressd_args *args)
 			  r == -EPERM ? ": egressd needs root, or CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN" : "");
 		goto out;
 	}
+	if (kern_adopted(d.kern) > 0)
+		log_notice("adopted the pinned state of an earlier run from %s (%d maps): counters continue, "
+			   "links are taken over in place", pin_path, kern_adopted(d.kern));
+	/* A failed start must not end the enforcement an earlier run left pinned. */
+	keep = kern_adopted(d.kern) > 0;
 	r = reload(&d, &errors);
 	if (r < 0) {
 		for (size_t i = 0; i < errors.n; i++)
 			log_error("%s", errors.msgs[i]);
 		diag_free(&errors);
+		if (keep)
+			log_error("the pinned programs of the earlier run stay attached");
 		log_error("start failed: %s (errno %d); nothing attached", strerror(-r), -r);
 		goto out;
 	}
@@ -1345,7 +1384,11 @@ int egressd_run(const struct egressd_args *args)
 	if (r < 0)
 		goto fail_loop;
 	exit_code = 0;
-	log_info("stopping: detaching programs");
+	keep = !d.cfg.on_exit_detach && pin_path;
+	if (keep)
+		log_info("stopping: programs stay attached and counters pinned in %s (OnExit=keep)", pin_path);
+	else
+		log_info("stopping: detaching programs%s", pin_path ? " and removing the pins (OnExit=detach)" : "");
 	goto out;
 
 fail_loop:
@@ -1354,6 +1397,7 @@ out:
 	for (size_t i = 0; i < errors.n; i++)
 		log_error("%s", errors.msgs[i]);
 	diag_free(&errors);
-	egressd_free(&d);
+	egressd_free(&d, keep);
+	free(pin_path);
 	return exit_code;
 }

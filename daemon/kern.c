@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -31,6 +34,8 @@ struct kern_att {
 };
 
 struct kern {
+	char *pin_path; /* NULL: nothing pinned */
+	int adopted; /* maps reused from pins of an earlier run */
 	struct egress *skel;
 	struct ring_buffer *rb;
 	int ncpus;
@@ -87,7 +92,89 @@ static int ringbuf_handler(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* ---- pins ------------------------------------------------------------------------------------ */
+
+#define BPF_FS_MAGIC_ 0xcafe4a11 /* linux/magic.h BPF_FS_MAGIC */
+
+/* pin_path must be a directory on a bpf filesystem (created here, mode 0700, with links/). */
+static int pin_dir_prepare(const char *pin_path, struct diag *errors)
+{
+	char *links = NULL, *parent = strdup(pin_path), *slash;
+	struct statfs sfs;
+	int r = 0;
+
+	if (!parent)
+		return -ENOMEM;
+	slash = strrchr(parent, '/');
+	if (slash && slash != parent)
+		*slash = '\0';
+	if (statfs(parent, &sfs) < 0 || (unsigned long)sfs.f_type != BPF_FS_MAGIC_) {
+		diag_add(errors, "PinPath=%s: %s is not a bpf filesystem (mount it: mount -t bpf bpf %s)", pin_path,
+			 parent, parent);
+		free(parent);
+		return -ENOTSUP;
+	}
+	free(parent);
+	if (mkdir(pin_path, 0700) < 0 && errno != EEXIST)
+		r = -errno;
+	if (r == 0 && asprintf(&links, "%s/links", pin_path) < 0)
+		r = -ENOMEM;
+	if (r == 0 && mkdir(links, 0700) < 0 && errno != EEXIST)
+		r = -errno;
+	if (r < 0)
+		diag_add(errors, "PinPath=%s: %s", pin_path, strerror(-r));
+	free(links);
+	return r;
+}
+
+/* Give every (non-internal) map a pin path; libbpf then reuses a compatible pinned map at load
+ * and pins new ones. A pinned map whose layout differs (an upgrade changed it) is unpinned first,
+ * so a new one is made; its old contents are not carried over (reported in warnings). Returns the
+ * number of maps that will be reused. */
+static int pins_assign(struct kern *k, struct diag *errors)
+{
+	struct bpf_map *m;
+	int reused = 0;
+
+	bpf_object__for_each_map(m, k->skel->obj) {
+		struct bpf_map_info info = {};
+		uint32_t len = sizeof(info);
+		char *path = NULL;
+		int fd, r;
+
+		if (bpf_map__is_internal(m))
+			continue;
+		if (asprintf(&path, "%s/%s", k->pin_path, bpf_map__name(m)) < 0)
+			return -ENOMEM;
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			r = bpf_obj_get_info_by_fd(fd, &info, &len);
+			if (r == 0 && info.type == bpf_map__type(m) && info.key_size == bpf_map__key_size(m) &&
+			    info.value_size == bpf_map__value_size(m) &&
+			    info.max_entries == bpf_map__max_entries(m) && info.map_flags == bpf_map__map_flags(m)) {
+				reused++;
+			} else {
+				diag_add(errors, "%s: the pinned map's layout differs from this version's; it is replaced "
+					 "and its contents are not carried over", path);
+				(void)unlink(path);
+			}
+			close(fd);
+		}
+		r = bpf_map__set_pin_path(m, path);
+		free(path);
+		if (r < 0)
+			return r;
+	}
+	return reused;
+}
+
 int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct diag *errors)
+{
+	return kern_open_pinned(ret, sizes, NULL, errors, NULL);
+}
+
+int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const char *pin_path,
+		     struct diag *errors, struct diag *warnings)
 {
 	struct kern_sizes sz = sizes ? *sizes : (struct kern_sizes){};
 	struct kern *k;
@@ -128,6 +215,27 @@ int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct di
 			 -r);
 		goto fail;
 	}
+	if (pin_path) {
+		struct diag w = {};
+
+		k->pin_path = strdup(pin_path);
+		if (!k->pin_path) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		r = pin_dir_prepare(pin_path, errors);
+		if (r < 0)
+			goto fail;
+		r = pins_assign(k, &w);
+		if (warnings)
+			diag_move(warnings, &w);
+		diag_free(&w);
+		if (r < 0) {
+			diag_add(errors, "PinPath=%s: %s", pin_path, strerror(-r));
+			goto fail;
+		}
+		k->adopted = r;
+	}
 	r = egress__load(k->skel);
 	if (r < 0) {
 		r = r == -1 ? -errno : r;
@@ -146,8 +254,13 @@ int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct di
 	*ret = k;
 	return 0;
 fail:
-	kern_free(k);
+	kern_close(k, 1); /* a failed open must not remove what an earlier run left enforcing */
 	return r;
+}
+
+int kern_adopted(const struct kern *k)
+{
+	return k ? k->adopted : 0;
 }
 
 int kern_open(struct kern **ret, struct diag *errors)
@@ -155,25 +268,86 @@ int kern_open(struct kern **ret, struct diag *errors)
 	return kern_open_sized(ret, NULL, errors);
 }
 
-static void att_destroy(struct kern_att *a)
+/* keep: leave the links attached (and pinned); else unpin and detach them. */
+static void att_release(struct kern_att *a, int keep)
 {
-	for (size_t h = 0; h < KERN_NHOOKS; h++)
+	for (size_t h = 0; h < KERN_NHOOKS; h++) {
+		if (!a->links[h])
+			continue;
+		if (keep)
+			bpf_link__disconnect(a->links[h]);
+		else if (bpf_link__pin_path(a->links[h]))
+			(void)bpf_link__unpin(a->links[h]);
 		bpf_link__destroy(a->links[h]);
+	}
 	free(a->path);
 	memset(a, 0, sizeof(*a));
 }
 
-struct kern *kern_free(struct kern *k)
+static void att_destroy(struct kern_att *a)
+{
+	att_release(a, 0);
+}
+
+/* Remove every pin under pin_path (maps, stale links) and the directories. */
+static void pins_remove(const char *pin_path)
+{
+	char *links = NULL;
+	DIR *d;
+	struct dirent *de;
+
+	if (asprintf(&links, "%s/links", pin_path) < 0)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		const char *dir = pass == 0 ? links : pin_path;
+
+		d = opendir(dir);
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			char *p = NULL;
+
+			if (de->d_name[0] == '.' || (pass == 1 && strcmp(de->d_name, "links") == 0))
+				continue;
+			if (asprintf(&p, "%s/%s", dir, de->d_name) >= 0)
+				(void)unlink(p);
+			free(p);
+		}
+		closedir(d);
+		(void)rmdir(dir);
+	}
+	free(links);
+}
+
+struct kern *kern_close(struct kern *k, int keep)
 {
 	if (!k)
 		return NULL;
+	if (!k->pin_path)
+		keep = 0; /* nothing holds the programs without pins */
 	for (size_t i = 0; i < k->natt; i++)
-		att_destroy(&k->att[i]);
+		att_release(&k->att[i], keep);
 	free(k->att);
 	ring_buffer__free(k->rb);
 	egress__destroy(k->skel);
+	if (k->pin_path && !keep)
+		pins_remove(k->pin_path);
+	else if (k->pin_path) {
+		/* Empty directories of a start that pinned nothing; fails harmlessly otherwise. */
+		char *links = NULL;
+
+		if (asprintf(&links, "%s/links", k->pin_path) >= 0 && rmdir(links) == 0)
+			(void)rmdir(k->pin_path);
+		free(links);
+	}
+	free(k->pin_path);
 	free(k);
 	return NULL;
+}
+
+struct kern *kern_free(struct kern *k)
+{
+	return kern_close(k, 0);
 }
 
 /* ---- GeoIP table ----------------------------------------------------------------------------- */
@@ -500,13 +674,37 @@ static int attach_one(struct kern *k, const char *mount, const char *rel, uint64
 		return r;
 	}
 	for (size_t h = 0; h < KERN_NHOOKS; h++) {
+		char *pin = NULL;
+
+		if (k->pin_path && asprintf(&pin, "%s/links/%llu-%zu", k->pin_path, (unsigned long long)cgid, h) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		/* A link an earlier run left attached: give it this run's program, in place (no gap,
+		 * no second attachment). */
+		if (pin && (a.links[h] = bpf_link__open(pin))) {
+			if (bpf_link__update_program(a.links[h], progs[h]) == 0) {
+				free(pin);
+				continue;
+			}
+			(void)bpf_link__unpin(a.links[h]);
+			bpf_link__destroy(a.links[h]);
+		}
 		a.links[h] = bpf_program__attach_cgroup(progs[h], fd);
 		if (!a.links[h]) {
 			r = -errno;
 			diag_add(errors, "%s: attaching %s failed: %s (errno %d)", abs,
 				 kern_hook_names[h], strerror(-r), -r);
+			free(pin);
 			break;
 		}
+		if (pin && (r = bpf_link__pin(a.links[h], pin)) < 0) {
+			diag_add(errors, "%s: pinning the %s link at %s failed: %s", abs, kern_hook_names[h], pin,
+				 strerror(-r));
+			free(pin);
+			break;
+		}
+		free(pin);
 	}
 	close(fd);
 	free(abs);
@@ -520,6 +718,40 @@ static int attach_one(struct kern *k, const char *mount, const char *rel, uint64
 	a.cgid = cgid;
 	*ret = a;
 	return 0;
+}
+
+/* Unpin (and so detach) pinned links no current attachment owns: cgroups an earlier run
+ * attached to that this configuration no longer names, or that are gone. */
+static void links_prune(struct kern *k)
+{
+	char *dir = NULL;
+	struct dirent *de;
+	DIR *d;
+
+	if (!k->pin_path || asprintf(&dir, "%s/links", k->pin_path) < 0)
+		return;
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		unsigned long long cgid;
+		size_t h;
+		int owned = 0;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (sscanf(de->d_name, "%llu-%zu", &cgid, &h) == 2)
+			for (size_t i = 0; i < k->natt && !owned; i++)
+				owned = k->att[i].cgid == cgid && h < KERN_NHOOKS && k->att[i].links[h];
+		if (!owned) {
+			char *p = NULL;
+
+			if (asprintf(&p, "%s/%s", dir, de->d_name) >= 0)
+				(void)unlink(p); /* the last reference: the kernel detaches it */
+			free(p);
+		}
+	}
+	if (d)
+		closedir(d);
+	free(dir);
 }
 
 int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths,
@@ -612,6 +844,7 @@ int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *
 	k->att = natt;
 	k->natt = nnew;
 	natt = NULL;
+	links_prune(k);
 	r = first_err ? first_err : (int)k->natt;
 out:
 	if (rel)

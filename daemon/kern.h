@@ -54,7 +54,25 @@ int kern_open(struct kern **ret, struct diag *errors);
 /* Same with map sizes (sizes NULL = defaults). */
 int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct diag *errors);
 
-/* Detach every program (destroys the links), close all maps. Returns NULL. k may be NULL. */
+/* kern_open_sized with everything pinned under pin_path (PinPath=, a directory on a bpf
+ * filesystem, created mode 0700 with a links/ subdirectory): maps as pin_path/MAPNAME, links as
+ * pin_path/links/CGROUPID-HOOK. Pinned maps of an earlier run are reused when their layout matches
+ * (counters, policies, the GeoIP generation and unread events carry over; kern_adopted() > 0);
+ * a map whose layout changed is replaced, with a line in warnings. pin_path NULL: no pinning.
+ * -ENOTSUP with one line in errors when pin_path's parent is not a bpf filesystem. A failed open
+ * leaves existing pins alone. */
+int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const char *pin_path,
+		     struct diag *errors, struct diag *warnings);
+
+/* Number of maps reused from pins (0: a fresh start). */
+int kern_adopted(const struct kern *k);
+
+/* keep (and pinned): leave programs attached and maps pinned for the next start (OnExit=keep,
+ * and on a failed start after an adoption); else detach everything and remove the pins.
+ * Returns NULL. k may be NULL. */
+struct kern *kern_close(struct kern *k, int keep);
+
+/* kern_close(k, 0): detach every program, close all maps, remove the pins. */
 struct kern *kern_free(struct kern *k);
 
 /* Install img as the current GeoIP generation: create a BPF_F_MMAPABLE | BPF_F_INNER_MAP array
@@ -87,7 +105,10 @@ struct kern_policy {
  * restore). */
 int kern_sync_policies(struct kern *k, const struct kern_policy *p, size_t n);
 
-/* Attach the four programs (bpf_link, multi-attach: other programs on the same cgroups are kept)
+/* With pins, a link that an earlier run pinned for the same cgroup id and hook is adopted and
+ * given this run's program with bpf_link__update_program (no second attachment, no gap); pinned
+ * links no current attachment owns are unpinned, which detaches them.
+ * Attach the four programs (bpf_link, multi-attach: other programs on the same cgroups are kept)
  * to the topmost existing cgroups among rel_paths (paths relative to cgroup_mount; duplicates,
  * missing cgroups and paths below another listed path are fine: the latter are covered by the
  * ancestor's attachment, the programs pick the deepest policy themselves). Links already attached

@@ -6,7 +6,7 @@ pkgs=(
 	make gcc clang llvm pkg-config bpftool
 	libbpf-dev libelf-dev zlib1g-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev
 	libmaxminddb-dev libcmocka-dev libssl-dev libcurl4-openssl-dev
-	iproute2 util-linux procps curl python3 mmdb-bin
+	iproute2 util-linux procps curl python3 mmdb-bin mandoc
 )
 missing=()
 for p in "${pkgs[@]}"; do

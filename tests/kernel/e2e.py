@@ -33,6 +33,17 @@ SOCKPROBE = os.path.join(BUILD, "tests", "sockprobe")
 TEST_GEO = os.path.join(ROOT, "tests", "data", "geo", "kernel-test.csv")
 WORLD_GEO = os.path.join(ROOT, "data", "geo", "country.csv.gz")
 REGIONS = os.path.join(ROOT, "data", "regions.conf")
+BPFFS = "/sys/fs/bpf"
+
+
+def ensure_bpffs():
+    """bpffs at /sys/fs/bpf (systemd mounts it at boot; some machines, like CI here, lack it)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if left.split()[4] == BPFFS and right.split()[0] == "bpf":
+                return
+    subprocess.run(["mount", "-t", "bpf", "bpf", BPFFS], check=True)
 
 
 def cgroup2_mount():
@@ -69,15 +80,18 @@ def check(cond, msg):
 class Daemon:
     """One egressd with its own config directory, socket and test cgroups."""
 
-    def __init__(self, env, name, geo, policies):
+    def __init__(self, env, name, geo, policies, on_exit="detach"):
         self.env = env
         self.dir = os.path.join(env.tmp, name)
+        self.pins = os.path.join(BPFFS, "%s-%s" % (env.cgbase_rel, name))
+        env.pin_dirs.append(self.pins)
         os.makedirs(os.path.join(self.dir, "policies.d"))
         self.sock = os.path.join(self.dir, "egressd.sock")
         self.conf = os.path.join(self.dir, "egressd.conf")
         with open(self.conf, "w") as f:
             f.write("[Daemon]\nGeoDatabase=%s\nSocket=%s\nRegions=%s\nReaderGroup=\n"
-                    "PinPath=%s/pins\nStateDirectory=%s/state\n" % (geo, self.sock, REGIONS, self.dir, self.dir))
+                    "PinPath=%s\nOnExit=%s\nStateDirectory=%s/state\n"
+                    % (geo, self.sock, REGIONS, self.pins, on_exit, self.dir))
         self.write_policies(policies)
         self.proc = None
         self.log = os.path.join(self.dir, "egressd.log")
@@ -174,6 +188,7 @@ class Env:
         self.cgbase = os.path.join(self.cgmount, self.cgbase_rel)
         os.mkdir(self.cgbase)
         self.daemons = []
+        self.pin_dirs = []
 
     def cgroup(self, rel):
         """Create a cgroup under this test's own base; return its path relative to the mount."""
@@ -181,8 +196,8 @@ class Env:
         os.makedirs(path, exist_ok=True)
         return os.path.join(self.cgbase_rel, rel)
 
-    def daemon(self, name, geo, policies):
-        d = Daemon(self, name, geo, policies)
+    def daemon(self, name, geo, policies, on_exit="detach"):
+        d = Daemon(self, name, geo, policies, on_exit)
         self.daemons.append(d)
         return d
 
@@ -198,6 +213,9 @@ class Env:
                         break
                     except OSError:
                         time.sleep(0.1)
+        # Unpinning the links detaches programs a test left attached (OnExit=keep, kill -9).
+        for p in self.pin_dirs:
+            shutil.rmtree(p, ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
@@ -313,6 +331,7 @@ def main():
         print("SKIP: no cgroup v2 mount in /proc/self/mountinfo")
         return 77
 
+    ensure_bpffs()
     passed = failed = 0
     env = Env()
 
@@ -484,6 +503,54 @@ def main():
                     % (os.path.join(bad, "policies.d", "b.conf"), os.path.join(bad, "policies.d", "a.conf")))
             check(r.returncode == 1 and want in r.stderr, r.stderr)
         run("a Unit= resolving to another policy's cgroup is an error", unit_collision)
+
+        def attached_progs(cg_rel):
+            out = subprocess.run(["bpftool", "cgroup", "show", os.path.join(env.cgmount, cg_rel)],
+                                 capture_output=True, text=True).stdout
+            return sorted(l.split()[-1] for l in out.splitlines()[1:] if l.strip())
+
+        def crash_and_adopt():
+            cg_p = env.cgroup("pinned")
+            p = env.daemon("pinned", TEST_GEO, [policy("p", cg_p, "enforce", "DE")], on_exit="keep")
+            p.start()
+            p.wait_attached(1)
+            hooks = ["egress_connect4", "egress_connect6", "egress_sendmsg4", "egress_sendmsg6"]
+            check(attached_progs(cg_p) == hooks, attached_progs(cg_p))
+            check(probe(env, cg_p, "--repeat", 5, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM*5"], "")
+            before = p.counters(cg_p)[(cg_p, "US", "tcp", "deny")]
+            p.proc.kill()  # kill -9: nothing runs on the way out
+            p.proc.wait()
+            # Down: enforcement and counting go on in the kernel.
+            out = probe(env, cg_p, "--repeat", 7, "tcp4", "connect", "198.51.100.10", 443)
+            check(out == ["EPERM*7"], "denied destination allowed while the daemon was down: %s" % out)
+            os.unlink(p.sock)  # a crash leaves the socket file behind
+            p.start()
+            p.wait_attached(1)
+            after = p.counters(cg_p)[(cg_p, "US", "tcp", "deny")]
+            check(after == before + 7, "counters after restart %d, want %d + 7" % (after, before))
+            check(attached_progs(cg_p) == hooks, "not one program per hook: %s" % attached_progs(cg_p))
+            check("adopted the pinned state" in p.logtext(), p.logtext())
+            # Clean stop with OnExit=keep: still enforcing; then a start with a broken policy keeps it.
+            p.stop()
+            check(attached_progs(cg_p) == hooks, attached_progs(cg_p))
+            p.write_policies([policy("p", cg_p, "enforce", "D3")])
+            r = subprocess.run([EGRESSD, "--config", p.conf], capture_output=True, text=True, timeout=20)
+            check(r.returncode == 1 and "stay attached" in r.stderr and "00.conf:5:" in r.stderr, r.stderr)
+            check(probe(env, cg_p, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM"], "failed start ended enforcement")
+            # OnExit=detach removes everything.
+            p.write_policies([policy("p", cg_p, "enforce", "DE")])
+            with open(p.conf) as f:
+                conf = f.read().replace("OnExit=keep", "OnExit=detach")
+            with open(p.conf, "w") as f:
+                f.write(conf)
+            p.start()
+            c = p.counters(cg_p)[(cg_p, "US", "tcp", "deny")]
+            check(c == before + 8, "counters %d, want %d" % (c, before + 8))
+            p.stop()
+            check(attached_progs(cg_p) == [], attached_progs(cg_p))
+            check(not os.path.exists(p.pins), os.listdir(p.pins) if os.path.exists(p.pins) else "")
+        run("pins: kill -9 keeps enforcing; restart adopts, counters continue, one program per hook",
+            crash_and_adopt)
     finally:
         env.cleanup()
     print("%d passed, %d failed" % (passed, failed))

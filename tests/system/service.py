@@ -315,6 +315,7 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: needs root")
         return 77
+    e2e.ensure_bpffs()
     passed = failed = 0
     env = e2e.Env()
     tests = [test_notify, test_failed_start_no_ready, test_socket_activation, test_second_instance_refused,
