@@ -15,6 +15,7 @@ case $build in /*) ;; *) build=$top/$build ;; esac
 count=${1:-1000000}
 [ "$(id -u)" -eq 0 ] || { echo "bench: needs root" >&2; exit 1; }
 cgmount=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' /proc/self/mountinfo)
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 name=egressd-bench-$$
 cg=$cgmount/$name
 tmp=$(mktemp -d /tmp/egressd-bench.XXXXXX)
@@ -24,7 +25,7 @@ cleanup() {
 	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
 	sysctl -q -w kernel.bpf_stats_enabled="$old_stats"
 	if [ -d "$cg" ]; then rmdir "$cg"; fi
-	rm -rf "$tmp"
+	rm -rf "$tmp" "/sys/fs/bpf/$name"
 	return 0
 }
 trap cleanup EXIT INT TERM
@@ -37,8 +38,8 @@ prog_stats() { # prints "run_time_ns run_cnt" of program id $1
 
 run_mode() {
 	local mode=$1 fam prog id t0 c0 t1 c1 out
-	printf '[Daemon]\nGeoDatabase=%s\nRegions=%s\nSocket=%s\nReaderGroup=\n' \
-		"$top/data/geo/country.csv.gz" "$top/data/regions.conf" "$tmp/egressd.sock" > "$tmp/egressd.conf"
+	printf '[Daemon]\nGeoDatabase=%s\nRegions=%s\nSocket=%s\nReaderGroup=\nPinPath=/sys/fs/bpf/%s\nOnExit=detach\n' \
+		"$top/data/geo/country.csv.gz" "$top/data/regions.conf" "$tmp/egressd.sock" "$name" > "$tmp/egressd.conf"
 	printf '[Policy]\nName=bench\nCgroup=%s\nMode=%s\nAllowRegion=EU\nUnknown=deny\n' "$name" "$mode" \
 		> "$tmp/policies.d/b.conf"
 	"$build/egressd" --config "$tmp/egressd.conf" --log-level warning > "$tmp/log" 2>&1 &

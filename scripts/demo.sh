@@ -25,6 +25,8 @@ done
 cgmount=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") { print $5; exit } break } }' /proc/self/mountinfo)
 [ -n "$cgmount" ] || { echo "demo: no cgroup v2 mount in /proc/self/mountinfo" >&2; exit 1; }
 
+# Pins live on bpffs (systemd mounts it at boot; mount it where that did not happen).
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 name=egressd-demo-$$
 cg=$cgmount/$name
 tmp=$(mktemp -d /tmp/egressd-demo.XXXXXX)
@@ -34,7 +36,7 @@ cleanup() {
 	for d in "$cg/enforce" "$cg/monitor" "$cg"; do
 		[ -d "$d" ] && rmdir "$d" 2>/dev/null
 	done
-	rm -rf "$tmp"
+	rm -rf "$tmp" "/sys/fs/bpf/$name"
 	return 0
 }
 trap cleanup EXIT INT TERM
@@ -46,6 +48,8 @@ GeoDatabase=$top/data/geo/country.csv.gz
 Regions=$top/data/regions.conf
 Socket=$tmp/egressd.sock
 ReaderGroup=
+PinPath=/sys/fs/bpf/$name
+OnExit=detach
 EOF
 cat > "$tmp/policies.d/10-eu.conf" <<EOF
 [Policy]
