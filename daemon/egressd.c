@@ -16,6 +16,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -585,6 +586,9 @@ static int do_reload(struct egressd *d, struct diag *errors)
 	}
 	sd_notify(0, "READY=1");
 	notify_status(d);
+	/* A reload frees a whole GeoIP generation (~100 MiB of parse state); give it back to the
+	 * system instead of keeping it in glibc's heap (measured: 57 -> 167 MiB after 5 reloads). */
+	malloc_trim(0);
 	return r;
 }
 

@@ -405,7 +405,7 @@ struct key_def {
 static const struct key_def daemon_keys[] = {
 	{ "GeoDatabase", K_GEO, true, false },	  { "Socket", K_SOCKET, false, false },
 	{ "ReaderGroup", K_READER, false, true }, { "AdminGroup", K_ADMIN, false, true },
-	{ "PinPath", K_PIN, false, false },	  { "StateDirectory", K_STATE, false, false },
+	{ "PinPath", K_PIN, false, true },	  { "StateDirectory", K_STATE, false, false },
 	{ "OnExit", K_ONEXIT, false, false },	  { "PolicyDirectory", K_POLDIR, false, false },
 	{ "Regions", K_REGIONS, false, false },	  {},
 };

@@ -86,7 +86,7 @@ struct config {
  * AllowCountry=, AllowCIDR=, DenyCIDR=, GeoDatabase=, Countries=) may repeat and take
  * space-separated values. Relative paths in the main file are relative to its directory (as
  * given, not canonicalised). Policy files: PolicyDirectory/NAME.conf, regular files not starting
- * with '.', in strcmp order; a missing default policies.d means no policies. A cgroup or unit may
+ * with '.', in strcmp order; a missing policy directory (also the default) is an error. A cgroup or unit may
  * belong to one policy only; policy names and their ids (FNV-1a 32) must be unique. */
 int config_load(const char *path, struct config *ret, struct diag *errors);
 #define CONFIG_MAX_LINE 4096 /* bytes per line, without the line end */

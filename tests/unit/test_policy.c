@@ -536,12 +536,12 @@ static const struct err_case err_cases[] = {
 		      "{P}/a.conf:15: invalid key name ''" } },
 	{ "main-file",
 	  .main = "Socket=/x\n[Daemon]\nSockett=/x\nRegions=" REGIONS
-		  "\nReaderGroup=a b\nPinPath=\n"
+		  "\nReaderGroup=a b\nStateDirectory=\n"
 		  "GeoDatabase=\n[Policy]\nName=p\n[Daemon]\nSocket=/a\nSocket=/b\n",
 	  .expect = { "{D}/egressd.conf:1: Socket= outside of a section",
 		      "{D}/egressd.conf:3: unknown key 'Sockett' in [Daemon]; did you mean Socket=?",
 		      "{D}/egressd.conf:5: ReaderGroup: 'a b' is not a valid group name",
-		      "{D}/egressd.conf:6: PinPath: empty value",
+		      "{D}/egressd.conf:6: StateDirectory: empty value",
 		      "{D}/egressd.conf:7: GeoDatabase: empty value",
 		      "{D}/egressd.conf:8: unknown section [Policy]; expected [Daemon] (policies go in the policy directory)",
 		      "{D}/egressd.conf:12: Socket= is given twice (first at line 11)" } },
