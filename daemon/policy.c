@@ -633,6 +633,10 @@ static void daemon_key(struct loader *l, const struct key_def *k, const char *v,
 		dst = &l->c.socket;
 		break;
 	case K_PIN:
+		if (!v[0]) {
+			set_str(l, &l->c.pin_path, ""); /* no pinning */
+			return;
+		}
 		dst = &l->c.pin_path;
 		break;
 	case K_STATE:

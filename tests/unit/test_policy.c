@@ -676,6 +676,23 @@ static void test_long_line(void **state)
 	free(text);
 }
 
+/* PinPath= empty switches pinning off (the daemon then pins nothing); other paths may not be empty. */
+static void test_pinpath_empty(void **state)
+{
+	char dir[512], p[600];
+	struct config c = {};
+	struct diag d = {};
+
+	make_tree("pin-empty", "[Daemon]\nRegions=" REGIONS "\nPinPath=\nOnExit=detach\n", NULL, NULL, dir,
+		  sizeof(dir));
+	snprintf(p, sizeof(p), "%s/egressd.conf", dir);
+	assert_int_equal(config_load(p, &c, &d), 0);
+	assert_int_equal(d.n, 0);
+	assert_string_equal(c.pin_path, "");
+	assert_int_equal(c.on_exit_detach, 1);
+	config_free(&c);
+}
+
 static void test_main_missing(void **state)
 {
 	struct config c = {};
@@ -975,6 +992,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_main_missing),
+		cmocka_unit_test(test_pinpath_empty),
 		cmocka_unit_test(test_regions_coverage),
 		cmocka_unit_test(test_helpers),
 		cmocka_unit_test(test_decide),
