@@ -48,7 +48,7 @@ static void help(FILE *f)
 	      "  lookup ADDRESS [--cgroup C]  country, matching prefix and verdict for ADDRESS\n"
 	      "  policies                     configured policies\n"
 	      "  reload                       reload configuration, policies and GeoIP data\n"
-	      "  events [--follow]            deny events\n"
+	      "  events [-f, --follow]        deny events\n"
 	      "  help                         this text\n"
 	      "\n"
 	      "Options:\n"
