@@ -6,7 +6,9 @@ pkgs=(
 	make gcc clang llvm pkg-config bpftool
 	libbpf-dev libelf-dev zlib1g-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev
 	libmaxminddb-dev libcmocka-dev libssl-dev libcurl4-openssl-dev
-	iproute2 util-linux procps curl python3 mmdb-bin mandoc
+	iproute2 util-linux procps curl python3 mmdb-bin mandoc groff-base man-db
+	# tests of the service: systemd-socket-activate, systemd-journald, journalctl, systemd-analyze
+	systemd
 )
 missing=()
 for p in "${pkgs[@]}"; do
