@@ -353,6 +353,7 @@ void config_free(struct config *c)
 	free(c->state_dir);
 	free(c->policy_dir);
 	free(c->regions_path);
+	free(c->metrics_listen);
 	for (size_t i = 0; i < c->nregions; i++)
 		region_done(&c->regions[i]);
 	free(c->regions);
@@ -377,6 +378,7 @@ enum key_id {
 	K_ONEXIT,
 	K_POLDIR,
 	K_REGIONS,
+	K_METRICS,
 	/* regions */
 	K_DESCRIPTION,
 	K_SOURCE,
@@ -407,7 +409,8 @@ static const struct key_def daemon_keys[] = {
 	{ "ReaderGroup", K_READER, false, true }, { "AdminGroup", K_ADMIN, false, true },
 	{ "PinPath", K_PIN, false, true },	  { "StateDirectory", K_STATE, false, false },
 	{ "OnExit", K_ONEXIT, false, false },	  { "PolicyDirectory", K_POLDIR, false, false },
-	{ "Regions", K_REGIONS, false, false },	  {},
+	{ "Regions", K_REGIONS, false, false },	  { "MetricsListen", K_METRICS, false, true },
+	{},
 };
 static const struct key_def region_keys[] = {
 	{ "Description", K_DESCRIPTION, false, false },
@@ -606,6 +609,36 @@ static bool valid_group(const char *s)
 	return true;
 }
 
+/* "1.2.3.4:PORT" or "[v6]:PORT", port 1..65535. */
+static bool valid_listen(const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	char host[64];
+	unsigned char buf[16];
+	char *end;
+	unsigned long port;
+	size_t hl;
+
+	if (!colon || colon == v)
+		return false;
+	port = strtoul(colon + 1, &end, 10);
+	if (!colon[1] || *end || port == 0 || port > 65535)
+		return false;
+	hl = (size_t)(colon - v);
+	if (v[0] == '[') {
+		if (hl < 3 || v[hl - 1] != ']' || hl - 2 >= sizeof(host))
+			return false;
+		memcpy(host, v + 1, hl - 2);
+		host[hl - 2] = '\0';
+		return inet_pton(AF_INET6, host, buf) == 1;
+	}
+	if (hl >= sizeof(host))
+		return false;
+	memcpy(host, v, hl);
+	host[hl] = '\0';
+	return inet_pton(AF_INET, host, buf) == 1;
+}
+
 static void daemon_key(struct loader *l, const struct key_def *k, const char *v, char *tokens)
 {
 	char **dst = NULL;
@@ -649,6 +682,14 @@ static void daemon_key(struct loader *l, const struct key_def *k, const char *v,
 	case K_REGIONS:
 		dst = &l->c.regions_path;
 		break;
+	case K_METRICS:
+		if (v[0] && !valid_listen(v)) {
+			lerr(l, l->line,
+			     "MetricsListen: '%s' is not ADDRESS:PORT (e.g. 127.0.0.1:9489 or [::1]:9489)", v);
+			return;
+		}
+		set_str(l, &l->c.metrics_listen, v);
+		return;
 	case K_READER:
 	case K_ADMIN:
 		if (v[0] && !valid_group(v)) {
@@ -1600,6 +1641,7 @@ static int set_defaults(struct loader *l, const char *path)
 	c->pin_path = strdup(DEFAULT_PIN_PATH);
 	c->state_dir = strdup(DEFAULT_STATE_DIR);
 	c->regions_path = strdup(DEFAULT_REGIONS);
+	c->metrics_listen = strdup("");
 	c->policy_dir = resolve(l, "policies.d");
 	geo = strdup(DEFAULT_GEO);
 	if (!geo || strv_push(&c->geo_paths, NULL, &c->ngeo, geo, 0) < 0) {
@@ -1607,7 +1649,7 @@ static int set_defaults(struct loader *l, const char *path)
 		return -ENOMEM;
 	}
 	if (!c->path || !c->socket || !c->reader_group || !c->admin_group || !c->pin_path ||
-	    !c->state_dir || !c->regions_path || !c->policy_dir)
+	    !c->state_dir || !c->regions_path || !c->policy_dir || !c->metrics_listen)
 		return -ENOMEM;
 	return 0;
 }

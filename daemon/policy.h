@@ -65,6 +65,7 @@ struct config {
 	char *state_dir; /* StateDirectory= */
 	char *policy_dir; /* PolicyDirectory= (default: policies.d beside path) */
 	char *regions_path; /* Regions= (default: DATADIR/regions.conf) */
+	char *metrics_listen; /* MetricsListen= "ADDR:PORT" for a TCP /metrics listener, "" = off */
 	int on_exit_detach; /* OnExit=detach -> 1, keep -> 0 */
 	struct region *regions;
 	size_t nregions;

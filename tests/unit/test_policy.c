@@ -690,7 +690,31 @@ static void test_pinpath_empty(void **state)
 	assert_int_equal(d.n, 0);
 	assert_string_equal(c.pin_path, "");
 	assert_int_equal(c.on_exit_detach, 1);
+	assert_string_equal(c.metrics_listen, "");
 	config_free(&c);
+
+	make_tree("metrics", "[Daemon]\nRegions=" REGIONS "\nMetricsListen=[::1]:9489\n", NULL, NULL, dir,
+		  sizeof(dir));
+	snprintf(p, sizeof(p), "%s/egressd.conf", dir);
+	assert_int_equal(config_load(p, &c, &d), 0);
+	assert_string_equal(c.metrics_listen, "[::1]:9489");
+	config_free(&c);
+
+	for (int i = 0; i < 4; i++) {
+		static const char *const bad[] = { "9489", "localhost:9489", "127.0.0.1:0", "[::1:9489" };
+		char main[256], ex[700], name[32];
+
+		snprintf(main, sizeof(main), "[Daemon]\nRegions=%s\nMetricsListen=%s\n", REGIONS, bad[i]);
+		snprintf(name, sizeof(name), "metrics-bad-%d", i);
+		make_tree(name, main, NULL, NULL, dir, sizeof(dir));
+		snprintf(p, sizeof(p), "%s/egressd.conf", dir);
+		assert_int_equal(config_load(p, &c, &d), -EINVAL);
+		snprintf(ex, sizeof(ex),
+			 "%s:3: MetricsListen: '%s' is not ADDRESS:PORT (e.g. 127.0.0.1:9489 or [::1]:9489)", p, bad[i]);
+		assert_int_equal(d.n, 1);
+		assert_string_equal(d.msgs[0], ex);
+		diag_free(&d);
+	}
 }
 
 static void test_main_missing(void **state)
