@@ -40,10 +40,12 @@
 #include "log.h"
 #include "model.h"
 #include "policy.h"
+#include "state.h"
 #include "table.h"
 
 #define RESCAN_USEC (1000 * 1000ULL) /* how often cgroup paths are re-resolved */
 #define DRAIN_USEC (100 * 1000ULL) /* the programs wake us only when the ring is 1/8 full */
+#define SNAPSHOT_USEC (60 * 1000000ULL) /* counter snapshots to StateDirectory= */
 
 struct id_name {
 	uint64_t id;
@@ -91,6 +93,8 @@ struct egressd {
 	struct api *api;
 	sd_event_source *rescan;
 	sd_event_source *drain;
+	sd_event_source *snapshot;
+	char *state_dir; /* StateDirectory= at start; NULL = no snapshots */
 	sd_event_source *events_src;
 
 	struct id_name *cgnames; /* cgroup id -> path (kept after the cgroup is gone) */
@@ -1048,6 +1052,93 @@ static int on_events(sd_event_source *s, int fd, uint32_t revents, void *userdat
 	return 0;
 }
 
+struct snap_ctx {
+	struct state_record *v;
+	size_t n, cap;
+};
+
+static int snap_add(struct snap_ctx *c, const struct egress_counter_key *k, const struct egress_counter_val *v)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 1024;
+		struct state_record *nv = realloc(c->v, cap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		c->v = nv;
+		c->cap = cap;
+	}
+	c->v[c->n++] = (struct state_record){ *k, *v };
+	return 0;
+}
+
+static int snap_cb(const struct egress_counter_key *k, const struct egress_counter_val *v, void *userdata)
+{
+	return snap_add(userdata, k, v);
+}
+
+/* Write every counter (and the overflow slots) to StateDirectory=; logs failures. */
+static int snapshot_write(struct egressd *d)
+{
+	struct egress_counter_val ov[EGRESS_VERDICT_COUNT] = {};
+	struct snap_ctx c = {};
+	struct diag errors = {};
+	int r;
+
+	if (!d->state_dir || !d->kern)
+		return 0;
+	r = kern_read_counters(d->kern, snap_cb, &c);
+	if (r >= 0)
+		r = kern_read_overflow(d->kern, ov);
+	for (unsigned v = 0; r >= 0 && v < EGRESS_VERDICT_COUNT; v++)
+		if (ov[v].connections || ov[v].packets || ov[v].bytes)
+			r = snap_add(&c, &(struct egress_counter_key){ .country = STATE_OVERFLOW_COUNTRY, .verdict = (uint8_t)v },
+				     &ov[v]);
+	if (r >= 0)
+		r = state_write(d->state_dir, c.v, c.n, &errors);
+	for (size_t i = 0; i < errors.n; i++)
+		log_error("%s", errors.msgs[i]);
+	if (r < 0)
+		log_error("counter snapshot to %s failed: %s", d->state_dir, strerror(-r));
+	else
+		log_debug("counter snapshot: %zu records to %s", c.n, d->state_dir);
+	diag_free(&errors);
+	free(c.v);
+	return r;
+}
+
+static int on_snapshot(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	(void)snapshot_write(userdata);
+	(void)sd_event_source_set_time(s, now_usec() + SNAPSHOT_USEC);
+	(void)sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+/* After a reboot (no pins adopted): put the last snapshot's counts back. */
+static void snapshot_restore(struct egressd *d)
+{
+	struct state_record *v = NULL;
+	struct diag errors = {};
+	size_t n = 0;
+	int r;
+
+	if (!d->state_dir)
+		return;
+	r = state_read(d->state_dir, &v, &n, &errors);
+	for (size_t i = 0; i < errors.n; i++)
+		log_error("%s", errors.msgs[i]);
+	diag_free(&errors);
+	if (r == -ENOENT || r < 0)
+		return;
+	r = kern_restore_counters(d->kern, &v[0].key, &v[0].val, n, sizeof(*v));
+	if (r < 0)
+		log_error("restoring %zu counters from %s/" STATE_FILE ": %s", n, d->state_dir, strerror(-r));
+	else
+		log_notice("restored %zu counters from %s/" STATE_FILE, n, d->state_dir);
+	free(v);
+}
+
 static int on_drain(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct egressd *d = userdata;
@@ -1195,6 +1286,8 @@ static void egressd_free(struct egressd *d, int keep)
 	api_free(d->api);
 	sd_event_source_unref(d->rescan);
 	sd_event_source_unref(d->drain);
+	sd_event_source_unref(d->snapshot);
+	free(d->state_dir);
 	if (d->events) {
 		(void)events_flush(d->events, now_usec(), 1); /* report what was held back */
 		events_free(d->events);
@@ -1278,6 +1371,8 @@ int egressd_run(const struct egressd_args *args)
 		}
 		if (pre.pin_path && *pre.pin_path)
 			pin_path = strdup(pre.pin_path);
+		if (pre.state_dir && *pre.state_dir)
+			d.state_dir = strdup(pre.state_dir);
 		pre_enforce = any_enforce(&pre);
 		config_free(&pre);
 	}
@@ -1318,6 +1413,8 @@ int egressd_run(const struct egressd_args *args)
 			   "links are taken over in place", pin_path, kern_adopted(d.kern));
 	/* A failed start must not end the enforcement an earlier run left pinned. */
 	keep = kern_adopted(d.kern) > 0;
+	if (!keep)
+		snapshot_restore(&d); /* no pins: a reboot (or OnExit=detach); counts from the snapshot */
 	r = reload(&d, &errors);
 	if (r < 0) {
 		for (size_t i = 0; i < errors.n; i++)
@@ -1347,6 +1444,9 @@ int egressd_run(const struct egressd_args *args)
 		r = sd_event_add_signal(d.event, NULL, SIGHUP, on_sighup, &d);
 	if (r >= 0)
 		r = sd_event_add_time(d.event, &d.rescan, CLOCK_MONOTONIC, now_usec() + RESCAN_USEC, 100000, on_rescan, &d);
+	if (r >= 0)
+		r = sd_event_add_time(d.event, &d.snapshot, CLOCK_MONOTONIC, now_usec() + SNAPSHOT_USEC, 1000000,
+				      on_snapshot, &d);
 	if (r >= 0)
 		r = sd_event_add_time(d.event, &d.drain, CLOCK_MONOTONIC, now_usec() + DRAIN_USEC, 10000, on_drain, &d);
 	if (r >= 0)
@@ -1388,6 +1488,8 @@ int egressd_run(const struct egressd_args *args)
 	if (r < 0)
 		goto fail_loop;
 	exit_code = 0;
+	(void)kern_events_consume(d.kern, event_cb, &d); /* what is still in the ring */
+	(void)snapshot_write(&d);
 	keep = !d.cfg.on_exit_detach && pin_path;
 	if (keep)
 		log_info("stopping: programs stay attached and counters pinned in %s (OnExit=keep)", pin_path);

@@ -989,3 +989,34 @@ int kern_events_consume(struct kern *k, int (*cb)(const struct egress_event *ev,
 		return k->ev_err;
 	return r;
 }
+
+/* ---- counter snapshots ----------------------------------------------------------------------- */
+
+int kern_restore_counters(struct kern *k, const struct egress_counter_key *keys,
+			  const struct egress_counter_val *vals, size_t n, size_t stride)
+{
+	struct egress_counter_val *percpu = calloc((size_t)k->ncpus, sizeof(*percpu));
+	int fd = bpf_map__fd(k->skel->maps.counters), ofd = bpf_map__fd(k->skel->maps.overflow);
+	int r = 0;
+
+	if (!percpu)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct egress_counter_key *key = (const void *)((const char *)keys + i * stride);
+		const struct egress_counter_val *val = (const void *)((const char *)vals + i * stride);
+
+		/* The whole count goes to CPU 0's slot; readers sum over CPUs. */
+		memset(percpu, 0, (size_t)k->ncpus * sizeof(*percpu));
+		percpu[0] = *val;
+		if (key->country == 0xffff && key->cgroup_id == 0 && key->policy_id == 0) {
+			uint32_t idx = key->verdict;
+
+			if (idx < EGRESS_VERDICT_COUNT && bpf_map_update_elem(ofd, &idx, percpu, BPF_ANY) < 0)
+				r = r ?: -errno;
+		} else if (bpf_map_update_elem(fd, key, percpu, BPF_NOEXIST) < 0) {
+			r = r ?: -errno; /* -EEXIST: already counted since start; -E2BIG: map full */
+		}
+	}
+	free(percpu);
+	return r;
+}

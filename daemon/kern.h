@@ -135,6 +135,14 @@ int kern_read_counters(struct kern *k,
 				 const struct egress_counter_val *sum, void *userdata),
 		       void *userdata);
 
+/* Put counts of an earlier boot (a snapshot, daemon/state.h) into the counter maps: n keys and
+ * values at keys[i * stride], vals[i * stride] (stride in bytes, so an array of
+ * struct state_record serves). Key country 0xffff with cgroup 0 and policy 0 = the overflow slot of
+ * that verdict. Only for a fresh start (keys must not exist yet). Returns 0 or the first negative
+ * errno (the other records are still written). */
+int kern_restore_counters(struct kern *k, const struct egress_counter_key *keys,
+			  const struct egress_counter_val *vals, size_t n, size_t stride);
+
 /* The overflow slot (counts that found the counter map full), per verdict, summed over CPUs. */
 int kern_read_overflow(struct kern *k, struct egress_counter_val ret[EGRESS_VERDICT_COUNT]);
 

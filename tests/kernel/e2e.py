@@ -549,7 +549,22 @@ def main():
             p.stop()
             check(attached_progs(cg_p) == [], attached_progs(cg_p))
             check(not os.path.exists(p.pins), os.listdir(p.pins) if os.path.exists(p.pins) else "")
-        run("pins: kill -9 keeps enforcing; restart adopts, counters continue, one program per hook",
+            # A reboot: no pins, only the snapshot in StateDirectory=; the counts come back.
+            p.start()
+            c = p.counters(cg_p)[(cg_p, "US", "tcp", "deny")]
+            check(c == before + 8, "after the simulated reboot counters %d, want %d" % (c, before + 8))
+            check("restored" in p.logtext(), p.logtext())
+            p.stop()
+            # A damaged snapshot is reported and set aside, never half-loaded.
+            snap = os.path.join(p.dir, "state", "counters.snapshot")
+            with open(snap, "r+b") as f:
+                f.truncate(os.path.getsize(snap) // 2)
+            p.start()
+            check(p.counters(cg_p).get((cg_p, "US", "tcp", "deny"), 0) == 0, "half-loaded snapshot")
+            check("set aside" in p.logtext() and os.path.exists(snap + ".corrupt"), p.logtext())
+            p.stop()
+        run("pins: kill -9 keeps enforcing; restart adopts, counters continue, one program per hook; "
+            "snapshots carry counters over a reboot",
             crash_and_adopt)
     finally:
         env.cleanup()
