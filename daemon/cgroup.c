@@ -86,6 +86,140 @@ int cgroup_find_v2_mount(char **ret_path)
 	return cgroup_find_v2_mount_in("/proc/self/mountinfo", ret_path);
 }
 
+/* ---- cgroup v1 net_cls / net_prio ------------------------------------------------------------ */
+
+/* 1 if the file at path holds a non-zero net_cls.classid or a non-zero priority in a
+ * net_prio.ifpriomap ("DEV PRIO" lines). */
+static int netcls_file_active(const char *path, int priomap)
+{
+	char buf[4096];
+	ssize_t k;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), active = 0;
+
+	if (fd < 0)
+		return 0;
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (k <= 0)
+		return 0;
+	buf[k] = '\0';
+	if (!priomap)
+		return strtoull(buf, NULL, 0) != 0;
+	for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l && !active; l = strtok_r(NULL, "\n", &save)) {
+		char *sp = strrchr(l, ' ');
+
+		active = sp && strtoul(sp + 1, NULL, 10) != 0;
+	}
+	return active;
+}
+
+/* Depth-limited walk of a v1 net_cls/net_prio hierarchy for the first active setting. */
+static int netcls_walk(const char *dir, int depth, char **ret_what)
+{
+	static const char *const files[] = { "net_cls.classid", "net_prio.ifpriomap" };
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		char *p = NULL;
+
+		if (asprintf(&p, "%s/%s", dir, files[i]) < 0)
+			return -ENOMEM;
+		if (netcls_file_active(p, i == 1)) {
+			*ret_what = p;
+			return 1;
+		}
+		free(p);
+	}
+	if (depth >= CGROUP_MAX_DEPTH)
+		return 0;
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while (r == 0 && (de = readdir(d))) {
+		char *sub = NULL;
+
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		if (asprintf(&sub, "%s/%s", dir, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		r = netcls_walk(sub, depth + 1, ret_what);
+		free(sub);
+	}
+	closedir(d);
+	return r;
+}
+
+int cgroup_netcls_active_in(const char *mountinfo_path, char **ret_what)
+{
+	FILE *f = fopen(mountinfo_path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	int r = 0;
+
+	if (!f)
+		return -errno;
+	while (r == 0 && getline(&line, &cap, f) >= 0) {
+		char *fields[64];
+		size_t n = split_fields(line, fields, 64), sep;
+
+		if (n < 9)
+			continue;
+		for (sep = 6; sep < n; sep++)
+			if (strcmp(fields[sep], "-") == 0)
+				break;
+		if (sep + 3 >= n || strcmp(fields[sep + 1], "cgroup") != 0)
+			continue;
+		if (!strstr(fields[sep + 3], "net_cls") && !strstr(fields[sep + 3], "net_prio"))
+			continue;
+		unescape_octal(fields[4]);
+		r = netcls_walk(fields[4], 0, ret_what);
+	}
+	free(line);
+	fclose(f);
+	return r;
+}
+
+int cgroup_kmsg_says_disabled(const char *kmsg_path)
+{
+	char buf[8192];
+	int fd = open(kmsg_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC), found = 0;
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		/* /dev/kmsg hands out one record per read; a regular file (tests) gives blocks. */
+		ssize_t k = read(fd, buf, sizeof(buf) - 1);
+
+		if (k < 0 && errno == EPIPE)
+			continue; /* records were overwritten while we read */
+		if (k <= 0)
+			break;
+		buf[k] = '\0';
+		if (strstr(buf, "disabling cgroup2 socket matching")) {
+			found = 1;
+			break;
+		}
+	}
+	close(fd);
+	return found;
+}
+
+int cgroup_netcls_active(char **ret_what)
+{
+	int r = cgroup_kmsg_says_disabled("/dev/kmsg");
+
+	if (r > 0) {
+		*ret_what = strdup("the kernel log (\"disabling cgroup2 socket matching due to net_prio or net_cls "
+				   "activation\")");
+		return *ret_what ? 1 : -ENOMEM;
+	}
+	return cgroup_netcls_active_in("/proc/self/mountinfo", ret_what);
+}
+
 int cgroup_id_of(const char *abs_path, uint64_t *ret_id)
 {
 	struct statfs sfs;

@@ -59,4 +59,17 @@ int cgroup_unit_path(const char *unit, char **ret_rel);
  * ("a--b.slice", "-a.slice"), or -ENOMEM. Rules: systemd.slice(5), systemd.unit(5). */
 int cgroup_unit_path_derive(const char *unit, char **ret_rel);
 
+/* Has the kernel stopped matching sockets to cgroup v2 (so cgroup BPF programs, ours included,
+ * no longer run for new sockets)? It does so, until reboot, once a cgroup v1 net_cls.classid or
+ * net_prio.ifpriomap is written (kernel/cgroup/cgroup.c: cgroup_sk_alloc_disable). Checks the
+ * kernel log (/dev/kmsg) for its message, then every cgroup v1 hierarchy with net_cls/net_prio
+ * for a non-zero classid or priority (a value written and reset to 0 is only seen in the log).
+ * Returns 1 and *ret_what (heap: the file or log that shows it), 0 if not, or a negative errno. */
+int cgroup_netcls_active(char **ret_what);
+/* The same from a given mountinfo file (tests; no kernel log). */
+int cgroup_netcls_active_in(const char *mountinfo_path, char **ret_what);
+/* 1 if the kernel log at kmsg_path (/dev/kmsg, or a file in tests) has that message, else 0, or
+ * a negative errno when it cannot be read. */
+int cgroup_kmsg_says_disabled(const char *kmsg_path);
+
 #endif

@@ -88,6 +88,8 @@ struct egressd {
 	struct resolved *res;
 	size_t nres;
 	int attached; /* number of cgroups the programs are attached to */
+	int matching_off; /* the kernel stopped matching sockets to cgroup v2 (net_cls/net_prio) */
+	unsigned rescans;
 
 	struct kern *kern;
 	struct api *api;
@@ -378,10 +380,11 @@ static void notify_status(struct egressd *d)
 		enforce += d->cfg.policies[i].mode == EGRESS_MODE_ENFORCE;
 	sd_notifyf(0,
 		   "STATUS=generation %" PRIu64 ": %zu policies (%zu enforce, %zu monitor), %d cgroups attached, "
-		   "%" PRIu64 " IPv4 + %" PRIu64 " IPv6 prefixes%s",
+		   "%" PRIu64 " IPv4 + %" PRIu64 " IPv6 prefixes%s%s",
 		   d->generation, d->cfg.npolicies, enforce, d->cfg.npolicies - enforce, d->attached,
 		   d->geo.prefixes4, d->geo.prefixes6,
-		   d->last_reload_ok ? "" : "; last reload FAILED, previous generation kept");
+		   d->last_reload_ok ? "" : "; last reload FAILED, previous generation kept",
+		   d->matching_off ? "; NOT ENFORCING: the kernel turned off cgroup v2 socket matching" : "");
 }
 
 /* Load the GeoIP files of cfg and compile them into a verified table image. On failure nothing
@@ -639,7 +642,7 @@ static json_object *json_str_array(char *const *v, size_t n)
 
 static int policy_enforcing(const struct egressd *d, size_t p)
 {
-	if (d->cfg.policies[p].mode != EGRESS_MODE_ENFORCE || d->attached <= 0)
+	if (d->cfg.policies[p].mode != EGRESS_MODE_ENFORCE || d->attached <= 0 || d->matching_off)
 		return 0;
 	for (size_t i = 0; i < d->nres; i++)
 		if (d->res[i].policy == p && d->res[i].id != 0)
@@ -736,6 +739,7 @@ static int op_status(void *userdata, json_object **ret, char **ret_err)
 	json_object_object_add(o, "geo", geo);
 	json_object_object_add(o, "generation", json_object_new_uint64(d->generation));
 	json_object_object_add(o, "cgroup_mount", json_object_new_string(d->cgmount));
+	json_object_object_add(o, "cgroup_socket_matching", json_object_new_boolean(!d->matching_off));
 	for (size_t i = 0; i < kern_attached_count(d->kern); i++) {
 		json_object *h = json_object_new_object(), *names = json_object_new_array();
 		const char *path;
@@ -1151,9 +1155,32 @@ static int on_drain(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/* The kernel turns cgroup v2 socket matching off for good once net_cls/net_prio (cgroup v1) is
+ * used; then no cgroup program runs for new sockets. Returns 1 (and logs once) if it is off. */
+static int check_socket_matching(struct egressd *d)
+{
+	char *what = NULL;
+
+	if (d->matching_off)
+		return 1;
+	if (cgroup_netcls_active(&what) <= 0)
+		return 0;
+	log_error("%s shows the kernel has turned off cgroup v2 socket matching (cgroup v1 net_cls/net_prio in "
+		  "use): cgroup BPF programs no longer run for new sockets; nothing is enforced or counted "
+		  "until reboot",
+		  what);
+	free(what);
+	d->matching_off = 1;
+	notify_status(d);
+	return 1;
+}
+
 static int on_rescan(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct egressd *d = userdata;
+
+	if (++d->rescans % 10 == 0)
+		(void)check_socket_matching(d);
 	struct resolved *res = NULL;
 	struct diag errors = {};
 	size_t nres = 0;
@@ -1379,6 +1406,10 @@ int egressd_run(const struct egressd_args *args)
 	r = cgroup_find_v2_mount(&d.cgmount);
 	if (r < 0) {
 		log_error("cannot find the cgroup v2 mount in /proc/self/mountinfo: %s; refusing to start", strerror(-r));
+		goto out;
+	}
+	if (check_socket_matching(&d) && pre_enforce) {
+		log_error("refusing to start: a policy is in enforce mode and could not be enforced");
 		goto out;
 	}
 	d.events = events_new(log_to_journal());

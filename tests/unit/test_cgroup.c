@@ -183,12 +183,76 @@ static void test_fs(void **state)
 	free(mount);
 }
 
+static void put(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+}
+
+/* cgroup v1 net_cls/net_prio in use turns cgroup v2 socket matching off for good; the check
+ * runs on a fake hierarchy (setting a real classid would disable it on this machine until
+ * reboot, and every kernel test with it). */
+static void test_netcls(void **state)
+{
+	char dir[] = "/tmp/test_cgroup.XXXXXX", p[256], mi[256], *what = NULL;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(mi, sizeof(mi), "%s/mountinfo", dir);
+	snprintf(p, sizeof(p), "%s/net_cls", dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	{
+		char line[512];
+
+		snprintf(line, sizeof(line),
+			 "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+			 "42 31 0:39 / %s rw,relatime shared:5 - cgroup cgroup rw,net_cls,net_prio\n", p);
+		put(mi, line);
+	}
+	snprintf(p, sizeof(p), "%s/net_cls/net_cls.classid", dir);
+	put(p, "0\n");
+	snprintf(p, sizeof(p), "%s/net_cls/net_prio.ifpriomap", dir);
+	put(p, "lo 0\neth0 0\n");
+	snprintf(p, sizeof(p), "%s/net_cls/a", dir);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/net_cls/a/net_cls.classid", dir);
+	put(p, "0\n");
+	assert_int_equal(cgroup_netcls_active_in(mi, &what), 0);
+	/* a classid deep in the tree */
+	put(p, "1048577\n");
+	assert_int_equal(cgroup_netcls_active_in(mi, &what), 1);
+	assert_string_equal(what, p);
+	free(what);
+	put(p, "0\n");
+	/* a priority */
+	snprintf(p, sizeof(p), "%s/net_cls/net_prio.ifpriomap", dir);
+	put(p, "lo 0\neth0 5\n");
+	assert_int_equal(cgroup_netcls_active_in(mi, &what), 1);
+	assert_string_equal(what, p);
+	free(what);
+	/* the kernel's own message */
+	snprintf(p, sizeof(p), "%s/kmsg", dir);
+	put(p, "6,100,5,-;eth0: link up\n4,101,6,-;cgroup: cgroup: disabling cgroup2 socket matching due to "
+	       "net_prio or net_cls activation\n");
+	assert_int_equal(cgroup_kmsg_says_disabled(p), 1);
+	put(p, "6,100,5,-;eth0: link up\n");
+	assert_int_equal(cgroup_kmsg_says_disabled(p), 0);
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		assert_int_equal(system(cmd), 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mountinfo), cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_unit_of),	  cmocka_unit_test(test_unit_path),
-		cmocka_unit_test(test_fs),
+		cmocka_unit_test(test_fs),	  cmocka_unit_test(test_netcls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
