@@ -563,6 +563,37 @@ def main():
             check(p.counters(cg_p).get((cg_p, "US", "tcp", "deny"), 0) == 0, "half-loaded snapshot")
             check("set aside" in p.logtext() and os.path.exists(snap + ".corrupt"), p.logtext())
             p.stop()
+        def coexistence():
+            cg_c = env.cgroup("coexist")
+            pin = os.path.join(BPFFS, env.cgbase_rel + "-other")
+            env.pin_dirs.append(pin)
+            cgpath = os.path.join(env.cgmount, cg_c)
+            subprocess.run(["bpftool", "prog", "load", os.path.join(BUILD, "tests", "other_deny.bpf.o"), pin,
+                            "type", "cgroup/connect4"], check=True)
+            try:
+                subprocess.run(["bpftool", "cgroup", "attach", cgpath, "connect4", "pinned", pin, "multi"],
+                               check=True)
+                c = env.daemon("coexist", TEST_GEO, [policy("c", cg_c, "enforce", "DE")])
+                for _ in range(2):  # two starts (restart) must leave one egressd program per hook
+                    c.start()
+                    c.wait_attached(1)
+                    check(probe(env, cg_c, "tcp4", "connect", "192.0.2.10", 443) == ["EPERM"], "other tool's deny lost")
+                    check(probe(env, cg_c, "tcp4", "connect", "192.0.2.20", 443) == ["ENETUNREACH"], "DE not allowed")
+                    check(probe(env, cg_c, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM"], "egressd deny lost")
+                    progs = attached_progs(cg_c)
+                    check(progs == sorted(["other_deny", "egress_connect4", "egress_connect6", "egress_sendmsg4",
+                                           "egress_sendmsg6"]), progs)
+                    c.stop()  # OnExit=detach
+                    check(attached_progs(cg_c) == ["other_deny"], "after stop: %s" % attached_progs(cg_c))
+                check(probe(env, cg_c, "tcp4", "connect", "192.0.2.10", 443) == ["EPERM"], "other tool's deny lost")
+                check(probe(env, cg_c, "tcp4", "connect", "198.51.100.10", 443) == ["ENETUNREACH"], "")
+            finally:
+                subprocess.run(["bpftool", "cgroup", "detach", cgpath, "connect4", "pinned", pin],
+                               capture_output=True)
+                if os.path.exists(pin):
+                    os.unlink(pin)
+        run("coexistence: another tool's program stays attached and both policies hold", coexistence)
+
         run("pins: kill -9 keeps enforcing; restart adopts, counters continue, one program per hook; "
             "snapshots carry counters over a reboot",
             crash_and_adopt)
