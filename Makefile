@@ -52,7 +52,7 @@ CTL_LIBS   := $(shell $(PKG_CONFIG) --libs $(CTL_PKGS))
 TEST_LIBS  := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Wextra -Werror -Wno-unused-parameter \
-	      -Iinclude -Ibpf $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH))
+	      -Iinclude -Ibpf $(if $(MULTIARCH),-I/usr/include/$(MULTIARCH)) $(BPF_EXTRA_CFLAGS)
 
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(BUILD)/%.bpf.o,$(BPF_SRCS))
