@@ -94,6 +94,9 @@ help:
 	@echo '  install       install under DESTDIR/PREFIX (PREFIX=$(PREFIX))'
 	@echo '  uninstall     remove what install put there'
 	@echo '  clean         remove build directories'
+	@echo '  deb, lintian  build the Debian package into $(BUILD)/ and check it (dpkg-buildpackage)'
+	@echo '  rpm           build the RPM (packaging/rpm/egressd.spec; needs rpmbuild)'
+	@echo '  fuzz          libFuzzer targets, FUZZ_SECONDS each (clang)'
 	@echo 'Variables: V=1 (show commands), SAN=1 (sanitizers), PREFIX, DESTDIR, BUILD'
 
 # ---- BPF ----------------------------------------------------------------------------------------

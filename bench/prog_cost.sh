@@ -38,8 +38,8 @@ prog_stats() { # prints "run_time_ns run_cnt" of program id $1
 
 run_mode() {
 	local mode=$1 fam prog id t0 c0 t1 c1 out
-	printf '[Daemon]\nGeoDatabase=%s\nRegions=%s\nSocket=%s\nReaderGroup=\nPinPath=/sys/fs/bpf/%s\nOnExit=detach\n' \
-		"$top/data/geo/country.csv.gz" "$top/data/regions.conf" "$tmp/egressd.sock" "$name" > "$tmp/egressd.conf"
+	printf '[Daemon]\nGeoDatabase=%s\nRegions=%s\nSocket=%s\nReaderGroup=\nPinPath=/sys/fs/bpf/%s\nOnExit=detach\nStateDirectory=%s/state\n' \
+		"$top/data/geo/country.csv.gz" "$top/data/regions.conf" "$tmp/egressd.sock" "$name" "$tmp" > "$tmp/egressd.conf"
 	printf '[Policy]\nName=bench\nCgroup=%s\nMode=%s\nAllowRegion=EU\nUnknown=deny\n' "$name" "$mode" \
 		> "$tmp/policies.d/b.conf"
 	"$build/egressd" --config "$tmp/egressd.conf" --log-level warning > "$tmp/log" 2>&1 &

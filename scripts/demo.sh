@@ -50,6 +50,7 @@ Socket=$tmp/egressd.sock
 ReaderGroup=
 PinPath=/sys/fs/bpf/$name
 OnExit=detach
+StateDirectory=$tmp/state
 EOF
 cat > "$tmp/policies.d/10-eu.conf" <<EOF
 [Policy]

@@ -9,6 +9,8 @@ pkgs=(
 	iproute2 util-linux procps curl python3 mmdb-bin mandoc groff-base man-db
 	# tests of the service: systemd-socket-activate, systemd-journald, journalctl, systemd-analyze
 	systemd
+	# packages: make deb (dpkg-buildpackage, dh), make lintian
+	debhelper dpkg-dev lintian
 )
 missing=()
 for p in "${pkgs[@]}"; do
