@@ -373,6 +373,12 @@ static int any_enforce(const struct config *cfg)
 static void notify_status(struct egressd *d)
 {
 	size_t enforce = 0;
+	char failed[512] = "";
+
+	if (!d->last_reload_ok)
+		snprintf(failed, sizeof(failed), "; last reload FAILED, previous generation kept: %s%s",
+			 d->last_errors.n ? d->last_errors.msgs[0] : "?",
+			 d->last_errors.n > 1 ? " (and more: egressctl status)" : "");
 
 	if (!d->have_cfg)
 		return;
@@ -383,7 +389,7 @@ static void notify_status(struct egressd *d)
 		   "%" PRIu64 " IPv4 + %" PRIu64 " IPv6 prefixes%s%s",
 		   d->generation, d->cfg.npolicies, enforce, d->cfg.npolicies - enforce, d->attached,
 		   d->geo.prefixes4, d->geo.prefixes6,
-		   d->last_reload_ok ? "" : "; last reload FAILED, previous generation kept",
+		   d->last_reload_ok ? "" : failed,
 		   d->matching_off ? "; NOT ENFORCING: the kernel turned off cgroup v2 socket matching" : "");
 }
 

@@ -227,6 +227,7 @@ def test_reload_under_load(env):
 
 def test_failed_reloads(env):
     cg = env.cgroup("badreload")
+    ns = NotifySocket(os.path.join(env.tmp, "notify3.sock"))
     geo = os.path.join(env.tmp, "geo-ok.csv")
     with open(e2e.TEST_GEO) as f:
         good = f.read()
@@ -234,7 +235,7 @@ def test_failed_reloads(env):
         f.write(good)
     d = env.daemon("badreload", geo, [policy("b", cg, "enforce", "DE")])
     try:
-        d.start()
+        d.start(env={"NOTIFY_SOCKET": ns.path})
         probe(env, cg, "tcp4", "connect", "198.51.100.10", 443)
         before = d.counters(cg)
         # A truncated GeoIP file: the last row cut in the middle.
@@ -249,8 +250,12 @@ def test_failed_reloads(env):
         check(d.get("/v1/lookup?addr=2001:db8:2::1")["country"] == "US", "old table lost")
         after = d.counters(cg)
         check(after[(cg, "US", "tcp", "deny")] == before[(cg, "US", "tcp", "deny")] + 1, (before, after))
+        st = [m for m in ns.lines() if m.startswith("STATUS=") and "FAILED" in m]
+        check(st and geo + ":" in st[-1], "STATUS= does not name the error: %s" % ns.lines())
+        print("   " + st[-1])
     finally:
         d.stop()
+        ns.close()
 
 
 def test_journal(env):
