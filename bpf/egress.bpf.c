@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1-or-later OR BSD-2-Clause)
 /*
- * egress.bpf.c - the socket-layer hooks of egressd: cgroup/connect4, cgroup/connect6,
- * cgroup/sendmsg4, cgroup/sendmsg6.
+ * egress.bpf.c - the hooks of egressd: cgroup/connect4, cgroup/connect6, cgroup/sendmsg4,
+ * cgroup/sendmsg6 (decisions per call) and cgroup_skb/egress (packets and bytes; decisions for
+ * traffic no sock_addr hook saw).
  *
  * For every connect() and every sendto()/sendmsg() that names an address, the program
  *   1. canonicalises the destination (IPv4-mapped ::ffff:a.b.c.d and NAT64 64:ff9b::a.b.c.d are
@@ -12,7 +13,16 @@
  *   4. decides: local > longest CIDR exception > allowed country > Unknown= for country 0 > deny,
  *   5. counts the decision per (cgroup, policy, country, protocol, verdict) and sends an event for
  *      deny and would_deny.
- * Only a deny in enforce mode returns 0 (the caller gets EPERM).
+ * Only a deny in enforce mode returns 0 (the caller gets EPERM). A decision other than deny is
+ * stored in the socket's local storage ("sk_decision") with its canonical destination.
+ *
+ * cgroup_skb/egress runs for every IP packet of a socket whose cgroup is at or below an attached
+ * cgroup. When the socket's stored decision is for the packet's destination, it only adds packets
+ * and bytes to that decision's counter (no second lookup). Otherwise (ICMP ping sockets, raw
+ * sockets, accepted sockets, a connected UDP socket that sent elsewhere in between) it decides
+ * itself, with the policy of the socket's cgroup (the one the kernel ran the program for; the
+ * sending task is unknown in softirq context), drops a denied packet in enforce mode and counts
+ * would_deny in monitor mode.
  *
  * Maps and their layouts: include/egress_abi.h. The daemon attaches the programs only at the
  * topmost configured cgroups, so one decision is taken (and counted) once per call.
@@ -31,6 +41,8 @@
 #define EGRESS_SOCK_DGRAM 2
 #define EGRESS_IPPROTO_TCP 6
 #define EGRESS_IPPROTO_UDP 17
+#define EGRESS_ETH_P_IP 0x0800
+#define EGRESS_ETH_P_IPV6 0x86dd
 
 /* Default sizes; the daemon may change them with bpf_map__set_max_entries() before load. */
 #define EGRESS_COUNTERS_MAX 65536
@@ -96,6 +108,14 @@ struct {
 	__uint(max_entries, EGRESS_EVENTS_BYTES);
 } events SEC(".maps");
 
+/* Decision per socket: struct egress_sk_decision (egress_abi.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct egress_sk_decision);
+} sk_decision SEC(".maps");
+
 /* One GeoIP generation: the table image of egress_abi.h as an array of __u64 words. The inner
  * map's size comes from each generation (BPF_F_INNER_MAP lets sizes differ). */
 struct egress_geo_inner {
@@ -154,9 +174,9 @@ static __always_inline int is_local6(const struct dest *d)
 	return d->w[3] == 0 || d->w[3] == bpf_htonl(1); /* :: and ::1 */
 }
 
-/* The policy of the current task: deepest configured ancestor at levels 1..config.max_level.
- * Level 0 (the root) never carries a policy. */
-static __always_inline struct egress_policy *find_policy(void)
+/* The policy of the current task (skb NULL) or of the socket of skb: deepest configured ancestor
+ * at levels 1..config.max_level. Level 0 (the root) never carries a policy. */
+static __always_inline struct egress_policy *find_policy(struct __sk_buff *skb)
 {
 	struct egress_config *cfg;
 	__u32 zero = 0, max_level, found = 0, have = 0;
@@ -174,7 +194,8 @@ static __always_inline struct egress_policy *find_policy(void)
 
 		if (level > max_level)
 			break;
-		id = bpf_get_current_ancestor_cgroup_id(level);
+		id = skb ? bpf_skb_ancestor_cgroup_id(skb, (int)level) :
+			   bpf_get_current_ancestor_cgroup_id(level);
 		if (!id)
 			break; /* the task's cgroup is shallower than level */
 		pid = bpf_map_lookup_elem(&cgroup_policy, &id);
@@ -236,7 +257,9 @@ static __always_inline __u8 proto_of(struct bpf_sock_addr *ctx)
 	return 0;
 }
 
-static __always_inline void count(const struct egress_counter_key *key)
+/* Add conns decisions, pkts packets and nbytes bytes to key's counter (or the overflow slot). */
+static __always_inline void count(const struct egress_counter_key *key, __u64 conns, __u64 pkts,
+				  __u64 nbytes)
 {
 	struct egress_counter_val *v, zero = {};
 
@@ -254,12 +277,20 @@ static __always_inline void count(const struct egress_counter_key *key)
 			return;
 	}
 	/* Atomic: sock_addr programs run with migration, not preemption, disabled, so two tasks on
-	 * one CPU may update the same per-CPU value; a plain += could lose a count. */
-	__sync_fetch_and_add(&v->connections, 1);
+	 * one CPU may update the same per-CPU value; a plain += could lose a count. The packet hook
+	 * may also interrupt a sock_addr program on the same CPU. */
+	if (conns)
+		__sync_fetch_and_add(&v->connections, conns);
+	if (pkts) {
+		__sync_fetch_and_add(&v->packets, pkts);
+		__sync_fetch_and_add(&v->bytes, nbytes);
+	}
 }
 
+/* skb: the packet hook's packet (uid and gid of the socket's owner: the task running may be any
+ * task in softirq context), NULL for the sock_addr hooks (the calling task). */
 static __always_inline void send_event(const struct egress_counter_key *key, const struct dest *d,
-				       __u8 hook)
+				       __u8 hook, struct __sk_buff *skb)
 {
 	struct egress_event *e;
 	__u64 pid_tgid, uid_gid;
@@ -277,6 +308,10 @@ static __always_inline void send_event(const struct egress_counter_key *key, con
 	e->tid = (__u32)pid_tgid;
 	e->uid = (__u32)uid_gid;
 	e->gid = uid_gid >> 32;
+	if (skb) {
+		e->uid = bpf_get_socket_uid(skb);
+		e->gid = 0xffffffff; /* unknown: no helper gives the socket's gid */
+	}
 	e->policy_id = key->policy_id;
 	e->country = key->country;
 	e->dport = d->port;
@@ -309,25 +344,14 @@ static __always_inline int country_allowed(const struct egress_policy *pol, __u1
 	return (pol->allowed[word] >> (cc & 63)) & 1;
 }
 
-/* Decide, count, report. Returns 1 (let the call proceed) or 0 (EPERM). */
-static __always_inline int decide(struct bpf_sock_addr *ctx, const struct dest *d, __u8 hook)
+/* The verdict of pol for d; sets key->country and key->verdict. */
+static __always_inline void verdict_of(const struct egress_policy *pol, const struct dest *d,
+				       struct egress_counter_key *key)
 {
-	struct egress_counter_key key = {};
-	struct egress_policy *pol;
 	__u8 verdict;
 
-	pol = find_policy();
-	if (!pol) {
-		stat_inc(EGRESS_STAT_NO_POLICY);
-		return 1;
-	}
-
-	key.cgroup_id = bpf_get_current_cgroup_id();
-	key.policy_id = pol->policy_id;
-	key.proto = proto_of(ctx);
-
 	if (d->family == EGRESS_AF_INET ? is_local4(bpf_ntohl(d->w[0])) : is_local6(d)) {
-		key.country = EGRESS_COUNTRY_UNKNOWN;
+		key->country = EGRESS_COUNTRY_UNKNOWN;
 		verdict = EGRESS_VERDICT_LOCAL;
 	} else {
 		__u8 deny = pol->mode == EGRESS_MODE_ENFORCE ? EGRESS_VERDICT_DENY
@@ -336,7 +360,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct dest *
 		__u16 cc;
 
 		cc = country_of(d);
-		key.country = cc;
+		key->country = cc;
 		if (pol->has_cidr)
 			action = cidr_action(pol->policy_id, d);
 		if (action == EGRESS_CIDR_ALLOW)
@@ -351,11 +375,52 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, const struct dest *
 		else
 			verdict = deny;
 	}
-	key.verdict = verdict;
-	count(&key);
-	if (verdict == EGRESS_VERDICT_DENY || verdict == EGRESS_VERDICT_WOULD_DENY)
-		send_event(&key, d, hook);
-	return verdict == EGRESS_VERDICT_DENY ? 0 : 1;
+	key->verdict = verdict;
+}
+
+/* Remember a decision for the socket, so its packets are counted without a lookup. */
+static __always_inline void store_decision(struct egress_sk_decision *sd,
+					   const struct egress_counter_key *key,
+					   const struct dest *d, __u8 hook)
+{
+	sd->key = *key;
+	__builtin_memcpy(sd->addr, d->w, 16);
+	sd->family = d->family;
+	sd->hook = hook;
+}
+
+/* Decide, count, report. Returns 1 (let the call proceed) or 0 (EPERM). */
+static __always_inline int decide(struct bpf_sock_addr *ctx, const struct dest *d, __u8 hook)
+{
+	struct egress_counter_key key = {};
+	struct egress_sk_decision *sd;
+	struct egress_policy *pol;
+	struct bpf_sock *sk;
+
+	pol = find_policy(NULL);
+	if (!pol) {
+		/* The socket's cgroup runs the programs but the task has no policy (it moved, or
+		 * the socket came over SCM_RIGHTS): the packet hook decides by the socket's cgroup. */
+		stat_inc(EGRESS_STAT_NO_POLICY);
+		return 1;
+	}
+
+	key.cgroup_id = bpf_get_current_cgroup_id();
+	key.policy_id = pol->policy_id;
+	key.proto = proto_of(ctx);
+	verdict_of(pol, d, &key);
+	count(&key, 1, 0, 0);
+	if (key.verdict == EGRESS_VERDICT_DENY || key.verdict == EGRESS_VERDICT_WOULD_DENY)
+		send_event(&key, d, hook, NULL);
+	if (key.verdict == EGRESS_VERDICT_DENY)
+		return 0;
+	sk = ctx->sk;
+	if (sk) {
+		sd = bpf_sk_storage_get(&sk_decision, sk, NULL, BPF_SK_STORAGE_GET_F_CREATE);
+		if (sd)
+			store_decision(sd, &key, d, hook);
+	}
+	return 1;
 }
 
 static __always_inline void dest4(struct bpf_sock_addr *ctx, struct dest *d)
@@ -367,13 +432,8 @@ static __always_inline void dest4(struct bpf_sock_addr *ctx, struct dest *d)
 }
 
 /* IPv4-mapped ::ffff:0:0/96 and NAT64 64:ff9b::/96 become the embedded IPv4 address. */
-static __always_inline void dest6(struct bpf_sock_addr *ctx, struct dest *d)
+static __always_inline void canon6(struct dest *d)
 {
-	d->w[0] = ctx->user_ip6[0];
-	d->w[1] = ctx->user_ip6[1];
-	d->w[2] = ctx->user_ip6[2];
-	d->w[3] = ctx->user_ip6[3];
-	d->port = bpf_ntohs((__u16)ctx->user_port);
 	d->family = EGRESS_AF_INET6;
 	if ((d->w[0] == 0 && d->w[1] == 0 && d->w[2] == bpf_htonl(0xffff)) ||
 	    (d->w[0] == bpf_htonl(0x0064ff9b) && d->w[1] == 0 && d->w[2] == 0)) {
@@ -381,6 +441,16 @@ static __always_inline void dest6(struct bpf_sock_addr *ctx, struct dest *d)
 		d->w[1] = d->w[2] = d->w[3] = 0;
 		d->family = EGRESS_AF_INET;
 	}
+}
+
+static __always_inline void dest6(struct bpf_sock_addr *ctx, struct dest *d)
+{
+	d->w[0] = ctx->user_ip6[0];
+	d->w[1] = ctx->user_ip6[1];
+	d->w[2] = ctx->user_ip6[2];
+	d->w[3] = ctx->user_ip6[3];
+	d->port = bpf_ntohs((__u16)ctx->user_port);
+	canon6(d);
 }
 
 SEC("cgroup/connect4")
@@ -417,4 +487,137 @@ int egress_sendmsg6(struct bpf_sock_addr *ctx)
 
 	dest6(ctx, &d);
 	return decide(ctx, &d, EGRESS_HOOK_SENDMSG6);
+}
+
+/* ---- cgroup_skb/egress ----------------------------------------------------------------------- */
+
+/* What the packet hook needs of a packet. */
+struct pkt {
+	struct dest d; /* canonical destination; port 0 */
+	__u32 l4off; /* offset of the L4 header (IPv6: 40, extension headers not followed) */
+	__u8 proto; /* IPv4 protocol / IPv6 next header */
+};
+
+/* Parse the IP header at the start of skb (cgroup_skb programs see the packet from its network
+ * header). Returns 0, or -1 for a packet that is not IPv4/IPv6 or too short. */
+static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
+{
+	__u8 b[40];
+
+	p->d.port = 0;
+	if (skb->protocol == bpf_htons(EGRESS_ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, 0, b, 20) < 0)
+			return -1;
+		p->proto = b[9];
+		p->l4off = (b[0] & 0x0f) * 4;
+		__builtin_memcpy(&p->d.w[0], &b[16], 4);
+		p->d.w[1] = p->d.w[2] = p->d.w[3] = 0;
+		p->d.family = EGRESS_AF_INET;
+		return 0;
+	}
+	if (skb->protocol == bpf_htons(EGRESS_ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, 0, b, 40) < 0)
+			return -1;
+		p->proto = b[6];
+		p->l4off = 40;
+		__builtin_memcpy(p->d.w, &b[24], 16);
+		canon6(&p->d);
+		return 0;
+	}
+	return -1;
+}
+
+/* Packets and bytes of skb as IP packets on the wire: a GSO packet becomes gso_segs packets, each
+ * with its own copy of the IP and TCP/UDP headers. */
+static __always_inline void pkt_size(struct __sk_buff *skb, const struct pkt *p, __u64 *ret_pkts,
+				     __u64 *ret_bytes)
+{
+	__u32 segs = skb->gso_segs, hdr = p->l4off;
+	__u8 doff;
+
+	*ret_pkts = 1;
+	*ret_bytes = skb->len;
+	if (segs <= 1)
+		return;
+	if (p->proto == EGRESS_IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, p->l4off + 12, &doff, 1) < 0)
+			return;
+		hdr += (doff >> 4) * 4;
+	} else if (p->proto == EGRESS_IPPROTO_UDP) {
+		hdr += 8;
+	}
+	*ret_pkts = segs;
+	*ret_bytes = skb->len + (__u64)(segs - 1) * hdr;
+}
+
+static __always_inline int same_dest(const struct egress_sk_decision *sd, const struct dest *d)
+{
+	return sd->family == d->family && sd->addr[0] == d->w[0] && sd->addr[1] == d->w[1] &&
+	       sd->addr[2] == d->w[2] && sd->addr[3] == d->w[3];
+}
+
+/* Destination port of a TCP/UDP packet (host order), 0 for other protocols. */
+static __always_inline __u16 pkt_dport(struct __sk_buff *skb, const struct pkt *p)
+{
+	__u16 port;
+
+	if (p->proto != EGRESS_IPPROTO_TCP && p->proto != EGRESS_IPPROTO_UDP)
+		return 0;
+	if (bpf_skb_load_bytes(skb, p->l4off + 2, &port, 2) < 0)
+		return 0;
+	return bpf_ntohs(port);
+}
+
+SEC("cgroup_skb/egress")
+int egress_skb(struct __sk_buff *skb)
+{
+	struct egress_counter_key key = {};
+	struct egress_sk_decision *sd = NULL;
+	struct egress_policy *pol;
+	struct bpf_sock *sk;
+	__u64 pkts, nbytes;
+	struct pkt p;
+	int full = 0;
+
+	if (parse_pkt(skb, &p) < 0)
+		return 1;
+	pkt_size(skb, &p, &pkts, &nbytes);
+	sk = skb->sk;
+	if (sk) {
+		/* NULL for request and timewait sockets (SYN-ACKs, ACKs after close). */
+		sd = bpf_sk_storage_get(&sk_decision, sk, NULL, 0);
+		if (sd && same_dest(sd, &p.d)) {
+			count(&sd->key, 0, pkts, nbytes);
+			return 1;
+		}
+		full = bpf_sk_fullsock(sk) != NULL;
+	}
+
+	/* A destination this socket has no decision for: decide by the socket's cgroup. */
+	pol = find_policy(skb);
+	if (!pol) {
+		stat_inc(EGRESS_STAT_NO_POLICY);
+		return 1;
+	}
+	key.cgroup_id = bpf_skb_cgroup_id(skb);
+	key.policy_id = pol->policy_id;
+	key.proto = p.proto;
+	verdict_of(pol, &p.d, &key);
+	/* A decision counts as a connection only for a full socket (not for the SYN-ACK of a request
+	 * socket or a packet of a timewait socket). */
+	count(&key, full, pkts, nbytes);
+	if (key.verdict == EGRESS_VERDICT_DENY || key.verdict == EGRESS_VERDICT_WOULD_DENY) {
+		p.d.port = pkt_dport(skb, &p);
+		send_event(&key, &p.d, EGRESS_HOOK_SKB_EGRESS, skb);
+	}
+	if (key.verdict == EGRESS_VERDICT_DENY)
+		return 0;
+	if (full) {
+		if (!sd)
+			sd = bpf_sk_storage_get(&sk_decision, sk, NULL,
+						BPF_SK_STORAGE_GET_F_CREATE);
+		if (sd)
+			store_decision(sd, &key, &p.d, EGRESS_HOOK_SKB_EGRESS);
+	}
+	return 1;
 }

@@ -25,6 +25,7 @@ const char *const kern_hook_names[KERN_NHOOKS] = {
 	"cgroup/connect6",
 	"cgroup/sendmsg4",
 	"cgroup/sendmsg6",
+	"cgroup_skb/egress",
 };
 
 struct kern_att {
@@ -658,6 +659,7 @@ static int attach_one(struct kern *k, const char *mount, const char *rel, uint64
 		k->skel->progs.egress_connect6,
 		k->skel->progs.egress_sendmsg4,
 		k->skel->progs.egress_sendmsg6,
+		k->skel->progs.egress_skb,
 	};
 	struct kern_att a = {};
 	char *abs = NULL;

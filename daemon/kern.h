@@ -26,8 +26,9 @@
 struct kern;
 
 /* Hooks the programs are attached to, in the order of kern_hook_names. */
-#define KERN_NHOOKS 4
-extern const char *const kern_hook_names[KERN_NHOOKS]; /* "cgroup/connect4", ... */
+#define KERN_NHOOKS 5
+extern const char *const kern_hook_names[KERN_NHOOKS]; /* "cgroup/connect4", ...,
+							 * "cgroup_skb/egress" */
 
 /* Receives libbpf's messages (verifier logs included), one line at a time, at a syslog(3)
  * level one lower than libbpf's: LIBBPF_WARN -> LOG_INFO, LIBBPF_INFO and LIBBPF_DEBUG ->
@@ -108,16 +109,16 @@ int kern_sync_policies(struct kern *k, const struct kern_policy *p, size_t n);
 /* With pins, a link that an earlier run pinned for the same cgroup id and hook is adopted and
  * given this run's program with bpf_link__update_program (no second attachment, no gap); pinned
  * links no current attachment owns are unpinned, which detaches them.
- * Attach the four programs (bpf_link, multi-attach: other programs on the same cgroups are kept)
- * to the topmost existing cgroups among rel_paths (paths relative to cgroup_mount; duplicates,
- * missing cgroups and paths below another listed path are fine: the latter are covered by the
- * ancestor's attachment, the programs pick the deepest policy themselves). Links already attached
- * to the same path and cgroup id are kept; a path whose cgroup id changed (removed and created
- * again) is re-attached; links of cgroups no longer wanted or gone are destroyed. New links are
- * made before old ones are destroyed (no gap; a connection in that instant may be counted at
- * both). Returns the number of cgroups attached, -EINVAL (nothing changed) when a path is the
- * cgroup v2 root ("" or "/") or contains "..", or the first attach error (other paths are still
- * processed); each problem is one line in errors. */
+ * Attach the KERN_NHOOKS programs (bpf_link, multi-attach: other programs on the same cgroups are
+ * kept) to the topmost existing cgroups among rel_paths (paths relative to cgroup_mount;
+ * duplicates, missing cgroups and paths below another listed path are fine: the latter are covered
+ * by the ancestor's attachment, the programs pick the deepest policy themselves). Links already
+ * attached to the same path and cgroup id are kept; a path whose cgroup id changed (removed and
+ * created again) is re-attached; links of cgroups no longer wanted or gone are destroyed. New
+ * links are made before old ones are destroyed (no gap; a connection in that instant may be
+ * counted at both). Returns the number of cgroups attached, -EINVAL (nothing changed) when a path
+ * is the cgroup v2 root ("" or "/") or contains "..", or the first attach error (other paths are
+ * still processed); each problem is one line in errors. */
 int kern_sync_attachments(struct kern *k, const char *cgroup_mount, const char *const *rel_paths,
 			  size_t n, struct diag *errors);
 

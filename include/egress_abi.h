@@ -40,6 +40,7 @@
 #define EGRESS_HOOK_CONNECT6 2
 #define EGRESS_HOOK_SENDMSG4 3
 #define EGRESS_HOOK_SENDMSG6 4
+#define EGRESS_HOOK_SKB_EGRESS 5 /* cgroup_skb/egress: a packet no sock_addr hook decided */
 
 /* ---- Policies ------------------------------------------------------------------------------
  * Map "policies": BPF_MAP_TYPE_HASH, key __u32 policy id, value struct egress_policy.
@@ -83,7 +84,8 @@ struct egress_config {
  * daemon exports as country "other": nothing is lost.
  */
 struct egress_counter_key {
-	__u64 cgroup_id; /* the task's own cgroup v2 id (host order) */
+	__u64 cgroup_id; /* cgroup v2 id (host order): the deciding task's own cgroup for sock_addr
+			  * decisions, the socket's cgroup for packet hook decisions */
 	__u32 policy_id; /* host order */
 	__u16 country; /* country id */
 	__u8 proto; /* IP protocol number (IPPROTO_TCP = 6, IPPROTO_UDP = 17, ...) */
@@ -92,8 +94,28 @@ struct egress_counter_key {
 
 struct egress_counter_val {
 	__u64 connections; /* decisions: one per connect(), one per sendmsg()/sendto() with an address */
-	__u64 packets; /* packets seen by the egress packet hook (0 until that hook exists) */
-	__u64 bytes; /* bytes (L3 length) seen by the egress packet hook */
+	__u64 packets; /* IP packets seen by the egress packet hook; a GSO/TSO packet counts as its
+			* gso_segs segments */
+	__u64 bytes; /* IP bytes (headers included) of those packets: skb->len at cgroup egress, plus
+		      * the IP + TCP/UDP headers each further GSO segment will carry */
+};
+
+/* ---- Socket decisions ----------------------------------------------------------------------
+ * Map "sk_decision": BPF_MAP_TYPE_SK_STORAGE (socket local storage), value struct
+ * egress_sk_decision: the last allow / would_deny / local decision taken for a socket, by a
+ * sock_addr hook (connect, sendmsg with an address) or by the packet hook for a socket no sock_addr
+ * hook saw (ICMP ping sockets, raw sockets, accepted sockets). The packet hook (cgroup_skb/egress)
+ * counts every packet whose canonical destination equals addr under key, with no policy or GeoIP
+ * lookup; any other destination is decided again. Deny decisions are never stored, so a denied
+ * destination is judged by the current policy on every packet.
+ */
+struct egress_sk_decision {
+	struct egress_counter_key key; /* where packets and bytes of this destination are counted */
+	__u32 addr[4]; /* canonical destination (IPv4-mapped, NAT64 -> IPv4), network order; IPv4 in
+			* addr[0], addr[1..3] = 0 */
+	__u8 family; /* AF_INET (2) or AF_INET6 (10) after canonicalisation */
+	__u8 hook; /* EGRESS_HOOK_* that took the decision */
+	__u8 pad[6];
 };
 
 /* ---- Statistics ----------------------------------------------------------------------------

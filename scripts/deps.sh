@@ -6,11 +6,15 @@ pkgs=(
 	make gcc clang llvm pkg-config bpftool
 	libbpf-dev libelf-dev zlib1g-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev
 	libmaxminddb-dev libcmocka-dev libssl-dev libcurl4-openssl-dev
+	# tests/kernel/sockprobe: io_uring connect and sendmsg paths
+	liburing-dev
 	iproute2 util-linux procps curl python3 mmdb-bin mandoc groff-base man-db
 	# tests of the service: systemd-socket-activate, systemd-journald, journalctl, systemd-analyze
 	systemd
 	# packages: make deb (dpkg-buildpackage, dh), make lintian
 	debhelper dpkg-dev lintian
+	# promtool (check metrics, check rules) and the Prometheus server of the scrape test
+	prometheus
 )
 missing=()
 for p in "${pkgs[@]}"; do

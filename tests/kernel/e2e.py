@@ -514,7 +514,7 @@ def main():
             p = env.daemon("pinned", TEST_GEO, [policy("p", cg_p, "enforce", "DE")], on_exit="keep")
             p.start()
             p.wait_attached(1)
-            hooks = ["egress_connect4", "egress_connect6", "egress_sendmsg4", "egress_sendmsg6"]
+            hooks = ["egress_connect4", "egress_connect6", "egress_sendmsg4", "egress_sendmsg6", "egress_skb"]
             check(attached_progs(cg_p) == hooks, attached_progs(cg_p))
             check(probe(env, cg_p, "--repeat", 5, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM*5"], "")
             before = p.counters(cg_p)[(cg_p, "US", "tcp", "deny")]
@@ -582,7 +582,7 @@ def main():
                     check(probe(env, cg_c, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM"], "egressd deny lost")
                     progs = attached_progs(cg_c)
                     check(progs == sorted(["other_deny", "egress_connect4", "egress_connect6", "egress_sendmsg4",
-                                           "egress_sendmsg6"]), progs)
+                                           "egress_sendmsg6", "egress_skb"]), progs)
                     c.stop()  # OnExit=detach
                     check(attached_progs(cg_c) == ["other_deny"], "after stop: %s" % attached_progs(cg_c))
                 check(probe(env, cg_c, "tcp4", "connect", "192.0.2.10", 443) == ["EPERM"], "other tool's deny lost")

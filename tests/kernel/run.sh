@@ -30,4 +30,6 @@ for t in tests/system/test_*.sh; do
 done
 echo "== tests/kernel/e2e.py"
 python3 tests/kernel/e2e.py || fail=1
+echo "== tests/kernel/paths.py"
+python3 tests/kernel/paths.py || fail=1
 exit $fail

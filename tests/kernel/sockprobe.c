@@ -17,6 +17,30 @@
  *     udp4|udp6 connect-then-sendto A PORT B PORT  connect to A, then sendto(B) on that socket
  *     udp4|udp6 sendmmsg PORT A B ...            one sendmmsg() with a message per address:
  *                                                prints its return value, or the errno name if -1
+ *     udp4|udp6 uring-sendmsg ADDR PORT          one IORING_OP_SENDMSG of one datagram
+ *     tcp4|tcp6 uring-connect ADDR PORT          IORING_OP_CONNECT on a blocking socket
+ *     icmp4|icmp6 ping ADDR COUNT                ICMP ping socket (SOCK_DGRAM): COUNT echo
+ *                                                requests of 16 bytes of data, each waiting up to
+ *                                                --timeout-ms for its reply: "ok", "ETIMEDOUT" or
+ *                                                the errno of sendto()
+ *     raw4|raw6 sendto ADDR COUNT                raw socket, protocol 253 (RFC 3692 experiment):
+ *                                                COUNT packets of 10 bytes of data
+ *     tcp4|tcp6 xfer ADDR PORT BYTES [--v6only=0|1] [--fastopen=sendto|connect]
+ *                                                a server child (in --peer-cgroup if given) listens
+ *                                                on ADDR:PORT (::ffff:a.b.c.d: on a.b.c.d); the
+ *                                                client connects, sends BYTES, shuts down its side,
+ *                                                reads to EOF. Prints the connect result, then
+ *                                                "segs=N" "sent=N" "rcvd=N" "syndata=0|1": TCP_INFO
+ *                                                tcpi_segs_out and tcpi_bytes_sent of the client
+ *                                                socket, the bytes the server read, whether the SYN
+ *                                                carried data. --fastopen: TCP Fast Open through
+ *                                                sendto(MSG_FASTOPEN) or TCP_FASTOPEN_CONNECT; the
+ *                                                transfer runs twice (the first one fetches the
+ *                                                cookie), all numbers are sums over both.
+ *
+ * Socket origin (any operation): --move-to CGDIR creates the socket, then moves this process to
+ * the cgroup directory CGDIR before using it; --scm-from CGDIR has a child process join CGDIR,
+ * create the socket there and pass it over SCM_RIGHTS.
  *
  * --udp-sink binds a UDP socket to ADDR:PORT first (ADDR must be local, e.g. added to lo in the
  * test's network namespace), so UDP sends to it succeed and no ICMP error comes back.
@@ -30,12 +54,17 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/tcp.h>
+#include <liburing.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
+#include <netinet/ip_icmp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_RESULTS 8
@@ -52,6 +81,9 @@ static struct tally results[MAX_RESULTS];
 static int nresults_max;
 static int cur_pos;
 static int timeout_ms = 1000;
+static const char *move_to; /* --move-to CGDIR */
+static const char *scm_from; /* --scm-from CGDIR */
+static const char *peer_cgroup; /* --peer-cgroup CGDIR */
 
 static void usage(void)
 {
@@ -60,7 +92,11 @@ static void usage(void)
 			"  OP: connect ADDR PORT [--v6only=0|1] | sendto ADDR PORT | sendto-sin "
 			"ADDR4 PORT |\n"
 			"      connect-sin ADDR4 PORT | connect-send ADDR PORT COUNT |\n"
-			"      connect-then-sendto A PORT B PORT | sendmmsg PORT A B ...\n");
+			"      connect-then-sendto A PORT B PORT | sendmmsg PORT A B ... |\n"
+			"      uring-sendmsg ADDR PORT | uring-connect ADDR PORT | ping ADDR COUNT |\n"
+			"      sendto ADDR COUNT (raw) | xfer ADDR PORT BYTES [--fastopen=sendto|connect]\n"
+			"  SOCK: tcp4 tcp6 udp4 udp6 icmp4 icmp6 raw4 raw6\n"
+			"  --move-to CGDIR | --scm-from CGDIR | --peer-cgroup CGDIR\n");
 	exit(2);
 }
 
@@ -142,17 +178,88 @@ static void parse_target(int family, const char *addr, const char *port, struct 
 	}
 }
 
-static int make_socket(int family, int type, int v6only)
+/* Move this process into the cgroup directory dir. */
+static void join_cgroup(const char *dir)
 {
-	int fd = socket(family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	f = fopen(path, "w");
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "sockprobe: joining %s: %s\n", dir, strerror(errno));
+		exit(1);
+	}
+}
+
+/* socket(), created by a child in scm_from and received over SCM_RIGHTS when set. */
+static int new_socket(int family, int type, int proto)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))], byte = 0;
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+			    .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int sv[2], fd, status;
+	pid_t pid;
+
+	if (!scm_from)
+		return socket(family, type, proto);
+	if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		join_cgroup(scm_from);
+		fd = socket(family, type, proto);
+		if (fd < 0)
+			_exit(1);
+		memset(cbuf, 0, sizeof(cbuf));
+		c = CMSG_FIRSTHDR(&m);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		_exit(sendmsg(sv[1], &m, 0) == 1 ? 0 : 1);
+	}
+	close(sv[1]);
+	fd = -1;
+	if (recvmsg(sv[0], &m, MSG_CMSG_CLOEXEC) == 1 && (c = CMSG_FIRSTHDR(&m)) &&
+	    c->cmsg_type == SCM_RIGHTS)
+		memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	close(sv[0]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fd = -1;
+	if (fd < 0)
+		errno = EIO;
+	return fd;
+}
+
+static int make_socket_proto(int family, int type, int proto, int v6only)
+{
+	int fd = new_socket(family, type | SOCK_CLOEXEC, proto);
 
 	if (fd < 0) {
 		fprintf(stderr, "sockprobe: socket: %s\n", strerror(errno));
 		exit(1);
 	}
+	if (move_to)
+		join_cgroup(move_to);
 	if (family == AF_INET6 && v6only >= 0 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0) {
 		fprintf(stderr, "sockprobe: IPV6_V6ONLY: %s\n", strerror(errno));
+		exit(1);
+	}
+	return fd;
+}
+
+static int make_socket(int family, int type, int v6only)
+{
+	int fd = make_socket_proto(family, type, 0, v6only);
+
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		fprintf(stderr, "sockprobe: O_NONBLOCK: %s\n", strerror(errno));
 		exit(1);
 	}
 	return fd;
@@ -183,9 +290,246 @@ static void report_err(int e)
 
 static const char payload[] = "sockprobe";
 
+/* ---- io_uring -------------------------------------------------------------------------------- */
+
+/* Submit one prepared request and wait for its completion: its result (>= 0 or -errno). */
+static int uring_one(struct io_uring *ring)
+{
+	struct io_uring_cqe *cqe;
+	int r;
+
+	r = io_uring_submit(ring);
+	if (r < 0)
+		return r;
+	r = io_uring_wait_cqe(ring, &cqe);
+	if (r < 0)
+		return r;
+	r = cqe->res;
+	io_uring_cqe_seen(ring, cqe);
+	return r;
+}
+
+static void uring_op(int family, int type, const char *op, const struct target *t, int v6only)
+{
+	struct iovec iov = { .iov_base = (void *)payload, .iov_len = sizeof(payload) };
+	struct msghdr m = { .msg_name = (void *)&t->ss, .msg_namelen = t->len, .msg_iov = &iov,
+			    .msg_iovlen = 1 };
+	struct io_uring ring;
+	struct io_uring_sqe *sqe;
+	int fd, r;
+
+	r = io_uring_queue_init(4, &ring, 0);
+	if (r < 0) {
+		fprintf(stderr, "sockprobe: io_uring_queue_init: %s\n", strerror(-r));
+		exit(1);
+	}
+	fd = make_socket_proto(family, type, 0, v6only); /* blocking: io_uring waits */
+	sqe = io_uring_get_sqe(&ring);
+	if (strcmp(op, "uring-connect") == 0)
+		io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&t->ss, t->len);
+	else
+		io_uring_prep_sendmsg(sqe, fd, &m, 0);
+	r = uring_one(&ring);
+	report_err(r < 0 ? -r : 0);
+	close(fd);
+	io_uring_queue_exit(&ring);
+}
+
+/* ---- ICMP ping sockets, raw sockets ---------------------------------------------------------- */
+
+static void ping_op(int family, const struct target *t, long count)
+{
+	int proto = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	int fd = make_socket_proto(family, SOCK_DGRAM, proto, -1);
+	unsigned char pkt[8 + 16], reply[256];
+
+	for (long i = 0; i < count; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		memset(pkt, 0xa5, sizeof(pkt));
+		pkt[0] = family == AF_INET ? ICMP_ECHO : ICMP6_ECHO_REQUEST;
+		pkt[1] = 0;
+		pkt[2] = pkt[3] = 0; /* checksum: filled in by the kernel */
+		pkt[4] = pkt[5] = 0; /* id: the kernel uses the socket's port */
+		pkt[6] = (unsigned char)(i >> 8);
+		pkt[7] = (unsigned char)i;
+		if (sendto(fd, pkt, sizeof(pkt), 0, (const struct sockaddr *)&t->ss, t->len) < 0) {
+			result_send(-1);
+			cur_pos--;
+			continue;
+		}
+		if (poll(&p, 1, timeout_ms) == 1 && recv(fd, reply, sizeof(reply), 0) > 0)
+			result("ok", 1);
+		else
+			result("ETIMEDOUT", 1);
+		cur_pos--;
+	}
+	cur_pos++;
+	close(fd);
+}
+
+static void raw_op(int family, const struct target *t, long count)
+{
+	int fd = make_socket_proto(family, SOCK_RAW, 253, -1);
+
+	for (long i = 0; i < count; i++) {
+		result_send(sendto(fd, payload, sizeof(payload), 0, (const struct sockaddr *)&t->ss,
+				   t->len));
+		cur_pos--;
+	}
+	cur_pos++;
+	close(fd);
+}
+
+/* ---- TCP transfers --------------------------------------------------------------------------- */
+
+#define XFER_CONNS_MAX 2
+
+/* The server child: listen on t, accept nconns connections, read each to EOF, write the total to
+ * the pipe fd out ("READY\n" first once listening). */
+static void xfer_server(const struct target *t, int tfo, int nconns, int out)
+{
+	struct sockaddr_storage ss = t->ss;
+	socklen_t len = t->len;
+	int one = 1, qlen = 16, fd;
+	long total = 0;
+	char buf[65536];
+
+	if (peer_cgroup)
+		join_cgroup(peer_cgroup);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+		if (memcmp(&s6->sin6_addr, mapped, 12) == 0) { /* listen on the IPv4 address */
+			struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = s6->sin6_port };
+
+			memcpy(&sin.sin_addr, &s6->sin6_addr.s6_addr[12], 4);
+			memset(&ss, 0, sizeof(ss));
+			memcpy(&ss, &sin, sizeof(sin));
+			len = sizeof(sin);
+		}
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    (tfo && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &qlen, sizeof(qlen)) < 0) ||
+	    bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 16) < 0) {
+		fprintf(stderr, "sockprobe: xfer server: %s\n", strerror(errno));
+		_exit(1);
+	}
+	if (write(out, "READY\n", 6) != 6)
+		_exit(1);
+	for (int i = 0; i < nconns; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int c;
+		ssize_t n;
+
+		if (poll(&p, 1, 5000) != 1)
+			break;
+		c = accept(fd, NULL, NULL);
+		if (c < 0)
+			break;
+		while ((n = read(c, buf, sizeof(buf))) > 0)
+			total += n;
+		close(c);
+	}
+	dprintf(out, "%ld\n", total);
+	_exit(0);
+}
+
+static void xfer_op(int family, const struct target *t, long bytes, const char *fastopen,
+		    int v6only)
+{
+	static char buf[1 << 16];
+	unsigned long segs = 0, sent = 0, rcvd = 0, syndata = 0;
+	int nconns = fastopen ? 2 : 1, pfd[2], status;
+	struct timeval tv = { .tv_sec = 5 };
+	char line[64];
+	FILE *from;
+	pid_t pid;
+
+	memset(buf, 'x', sizeof(buf));
+	if (pipe(pfd) < 0)
+		exit(1);
+	pid = fork();
+	if (pid < 0)
+		exit(1);
+	if (pid == 0) {
+		close(pfd[0]);
+		xfer_server(t, fastopen != NULL, nconns, pfd[1]);
+	}
+	close(pfd[1]);
+	from = fdopen(pfd[0], "r");
+	if (!from || !fgets(line, sizeof(line), from) || strcmp(line, "READY\n") != 0) {
+		fprintf(stderr, "sockprobe: xfer server did not start\n");
+		exit(1);
+	}
+	for (int i = 0; i < nconns; i++) {
+		struct tcp_info ti = {};
+		socklen_t tl = sizeof(ti);
+		int fd = make_socket_proto(family, SOCK_STREAM, 0, v6only), one = 1, e = 0;
+		long left = bytes;
+		ssize_t n;
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (fastopen && strcmp(fastopen, "sendto") == 0) {
+			/* The data goes with the SYN once a cookie is known; the first call sends
+			 * what fits and the loop below the rest. */
+			n = sendto(fd, buf, left < (long)sizeof(buf) ? (size_t)left : sizeof(buf),
+				   MSG_FASTOPEN, (const struct sockaddr *)&t->ss, t->len);
+			if (n < 0)
+				e = errno;
+			else
+				left -= n;
+		} else {
+			if (fastopen && setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN_CONNECT, &one,
+						   sizeof(one)) < 0)
+				e = errno;
+			if (!e && connect(fd, (const struct sockaddr *)&t->ss, t->len) < 0)
+				e = errno;
+		}
+		while (!e && left > 0) {
+			n = write(fd, buf, left < (long)sizeof(buf) ? (size_t)left : sizeof(buf));
+			if (n < 0)
+				e = errno;
+			else
+				left -= n;
+		}
+		if (!e) {
+			(void)shutdown(fd, SHUT_WR);
+			while ((n = read(fd, buf, sizeof(buf))) > 0)
+				;
+			if (n < 0)
+				e = errno;
+		}
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0) {
+			segs += ti.tcpi_segs_out;
+			sent += ti.tcpi_bytes_sent;
+			syndata |= (ti.tcpi_options & TCPI_OPT_SYN_DATA) != 0;
+		}
+		report_err(e);
+		cur_pos--;
+		close(fd);
+	}
+	cur_pos++;
+	if (fgets(line, sizeof(line), from))
+		rcvd = strtoul(line, NULL, 10);
+	fclose(from);
+	(void)waitpid(pid, &status, 0);
+	snprintf(line, sizeof(line), "segs=%lu", segs);
+	result(line, 1);
+	snprintf(line, sizeof(line), "sent=%lu", sent);
+	result(line, 1);
+	snprintf(line, sizeof(line), "rcvd=%lu", rcvd);
+	result(line, 1);
+	snprintf(line, sizeof(line), "syndata=%lu", syndata);
+	result(line, 1);
+}
+
 static void run(int argc, char **argv)
 {
-	const char *sock, *op;
+	const char *sock, *op, *fastopen = NULL;
 	int family, type, v6only = -1, fd, nargs;
 	char *args[MAX_MSGS + 2];
 	struct target t, t2;
@@ -194,13 +538,19 @@ static void run(int argc, char **argv)
 		usage();
 	sock = argv[0];
 	op = argv[1];
-	if (strcmp(sock, "tcp4") == 0 || strcmp(sock, "udp4") == 0)
-		family = AF_INET;
-	else if (strcmp(sock, "tcp6") == 0 || strcmp(sock, "udp6") == 0)
-		family = AF_INET6;
+	if (strlen(sock) < 4 || (sock[strlen(sock) - 1] != '4' && sock[strlen(sock) - 1] != '6'))
+		usage();
+	family = sock[strlen(sock) - 1] == '4' ? AF_INET : AF_INET6;
+	if (strncmp(sock, "tcp", 3) == 0 && strlen(sock) == 4)
+		type = SOCK_STREAM;
+	else if (strncmp(sock, "udp", 3) == 0 && strlen(sock) == 4)
+		type = SOCK_DGRAM;
+	else if (strncmp(sock, "icmp", 4) == 0 && strlen(sock) == 5)
+		type = -1;
+	else if (strncmp(sock, "raw", 3) == 0 && strlen(sock) == 4)
+		type = SOCK_RAW;
 	else
 		usage();
-	type = sock[0] == 't' ? SOCK_STREAM : SOCK_DGRAM;
 
 	nargs = 0;
 	for (int i = 2; i < argc; i++) {
@@ -208,12 +558,33 @@ static void run(int argc, char **argv)
 			v6only = atoi(argv[i] + 9) ? 1 : 0;
 			continue;
 		}
+		if (strncmp(argv[i], "--fastopen=", 11) == 0) {
+			fastopen = argv[i] + 11;
+			if (strcmp(fastopen, "sendto") != 0 && strcmp(fastopen, "connect") != 0)
+				usage();
+			continue;
+		}
 		if (nargs == MAX_MSGS + 2)
 			usage();
 		args[nargs++] = argv[i];
 	}
 
-	if (strcmp(op, "connect") == 0 && nargs == 2) {
+	if (type == -1 && strcmp(op, "ping") == 0 && nargs == 2) {
+		parse_target(family, args[0], "0", &t);
+		ping_op(family, &t, atol(args[1]));
+	} else if (type == SOCK_RAW && strcmp(op, "sendto") == 0 && nargs == 2) {
+		parse_target(family, args[0], "0", &t);
+		raw_op(family, &t, atol(args[1]));
+	} else if (type == -1 || type == SOCK_RAW) {
+		usage();
+	} else if (type == SOCK_STREAM && strcmp(op, "xfer") == 0 && nargs == 3) {
+		parse_target(family, args[0], args[1], &t);
+		xfer_op(family, &t, atol(args[2]), fastopen, v6only);
+	} else if ((type == SOCK_STREAM && strcmp(op, "uring-connect") == 0 && nargs == 2) ||
+		   (type == SOCK_DGRAM && strcmp(op, "uring-sendmsg") == 0 && nargs == 2)) {
+		parse_target(family, args[0], args[1], &t);
+		uring_op(family, type, op, &t, v6only);
+	} else if (strcmp(op, "connect") == 0 && nargs == 2) {
 		parse_target(family, args[0], args[1], &t);
 		fd = make_socket(family, type, v6only);
 		report_err(do_connect(fd, &t));
@@ -339,6 +710,15 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--udp-sink") == 0 && i + 2 < argc) {
 			udp_sink(argv[i + 1], argv[i + 2]);
 			i += 3;
+		} else if (strcmp(argv[i], "--move-to") == 0 && i + 1 < argc) {
+			move_to = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--scm-from") == 0 && i + 1 < argc) {
+			scm_from = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--peer-cgroup") == 0 && i + 1 < argc) {
+			peer_cgroup = argv[i + 1];
+			i += 2;
 		} else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
 			timeout_ms = atoi(argv[i + 1]);
 			i += 2;
