@@ -28,7 +28,7 @@ _egressctl()
 		cword=$COMP_CWORD
 	fi
 
-	local commands="status counters lookup policies reload events help"
+	local commands="status counters lookup policies reload events top help"
 	local global_opts="--socket --json --help -h"
 	local value_opt="" cmd="" i w
 
@@ -40,7 +40,7 @@ _egressctl()
 		# Without bash-completion's _init_completion, "--opt=value" arrives as "--opt" "=" "value".
 		[[ $prev == = ]] && ((cword > 2)) && prev=${words[cword - 2]}
 		case $prev in
-		--socket | --policy | --cgroup | --country | --verdict) value_opt=$prev ;;
+		--socket | --policy | --cgroup | --country | --verdict | --interval | --count | --iterations) value_opt=$prev ;;
 		esac
 	fi
 
@@ -48,7 +48,7 @@ _egressctl()
 	for ((i = 1; i < cword; i++)); do
 		w=${words[i]}
 		case $w in
-		--socket | --policy | --cgroup | --country | --verdict)
+		--socket | --policy | --cgroup | --country | --verdict | --interval | --count | --iterations)
 			[[ ${words[i + 1]-} == = ]] && ((i++))
 			((i++))
 			;;
@@ -107,9 +107,10 @@ _egressctl()
 
 	local opts=""
 	case $cmd in
-	counters) opts="--policy --cgroup --country --verdict" ;;
+	counters) opts="--policy --cgroup --country --verdict --interval --count" ;;
 	lookup) opts="--cgroup" ;;
-	events) opts="--follow -f" ;;
+	events) opts="--follow -f --policy --cgroup --country --verdict" ;;
+	top) opts="--interval --iterations --once" ;;
 	esac
 	if [[ $cur == -* ]]; then
 		COMPREPLY=($(compgen -W "$opts $global_opts" -- "$cur"))

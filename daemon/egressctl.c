@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -41,14 +43,21 @@ static void help(FILE *f)
 	      "Commands:\n"
 	      "  status                       daemon, GeoIP data, hooks and policies\n"
 	      "  counters [--policy P] [--cgroup C] [--country CC] [--verdict V]\n"
+	      "           [--interval DURATION [--count N]]\n"
 	      "                               traffic counters; C is a cgroup path\n"
 	      "                               (system.slice/x.service) or a unit name; CC a\n"
 	      "                               country code, unknown or other; V allow, deny,\n"
-	      "                               would_deny or local\n"
+	      "                               would_deny or local; --interval: the increase\n"
+	      "                               over DURATION (5, 5s, 500ms, 2m), N times\n"
 	      "  lookup ADDRESS [--cgroup C]  country, matching prefix and verdict for ADDRESS\n"
 	      "  policies                     configured policies\n"
 	      "  reload                       reload configuration, policies and GeoIP data\n"
-	      "  events [-f, --follow]        deny events\n"
+	      "  events [-f, --follow] [--policy P] [--cgroup C] [--country CC] [--verdict V]\n"
+	      "                               deny and would_deny events (recent ones, then\n"
+	      "                               new ones with --follow); --json: NDJSON\n"
+	      "  top [--interval DURATION] [--iterations N | --once]\n"
+	      "                               live rates per country and per cgroup, denials\n"
+	      "                               highlighted (default interval 2s, until ^C)\n"
 	      "  help                         this text\n"
 	      "\n"
 	      "Options:\n"
@@ -617,10 +626,69 @@ static int valid_verdict(const char *s)
 	       strcmp(s, "local") == 0;
 }
 
+static json_object *counters_delta(json_object *before, json_object *now);
+static long long parse_duration(const char *s);
+static double mono_s(void);
+static void sleep_us(long long us);
+
+/* counters --interval: the increase over each interval, count times. */
+static int counters_interval(const char *path, long long us, long count)
+{
+	json_object *prev = NULL, *now = NULL, *delta, *prov;
+	double t0, t1;
+	int r;
+
+	r = request("counters", "GET", path, &prev);
+	if (r != EXIT_OK)
+		return r;
+	t0 = mono_s();
+	for (long i = 0; i < count; i++) {
+		sleep_us(us);
+		r = request("counters", "GET", path, &now);
+		if (r != EXIT_OK)
+			break;
+		t1 = mono_s();
+		delta = counters_delta(prev, now);
+		if (!delta) {
+			json_object_put(now);
+			r = EXIT_DAEMON;
+			break;
+		}
+		if (arg_json) {
+			json_object *o = json_object_new_object(), *rows = NULL;
+
+			json_object_object_add(o, "interval_s", json_object_new_double(t1 - t0));
+			if (json_object_object_get_ex(now, "provenance", &prov))
+				json_object_object_add(o, "provenance", json_object_get(prov));
+			json_object_object_get_ex(delta, "rows", &rows);
+			json_object_object_add(o, "rows", json_object_get(rows));
+			puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								       JSON_C_TO_STRING_NOSLASHESCAPE));
+			json_object_put(o);
+		} else {
+			if (i > 0)
+				putchar('\n');
+			printf("increase over %.1f s:\n", t1 - t0);
+			print_counters(delta);
+		}
+		fflush(stdout);
+		json_object_put(delta);
+		json_object_put(prev);
+		prev = now;
+		now = NULL;
+		t0 = t1;
+	}
+	json_object_put(prev);
+	return r;
+}
+
 static int cmd_counters(int argc, char **argv)
 {
 	const char *policy = NULL, *cgroup = NULL, *country = NULL, *verdict = NULL;
+	const char *interval = NULL, *count = NULL;
 	json_object *o = NULL;
+	long long us = 0;
+	long n = 1;
 	char *path;
 	int r;
 
@@ -629,12 +697,26 @@ static int cmd_counters(int argc, char **argv)
 		    (r = opt_value(argc, argv, &i, "--policy", &policy)) != 0 ||
 		    (r = opt_value(argc, argv, &i, "--cgroup", &cgroup)) != 0 ||
 		    (r = opt_value(argc, argv, &i, "--country", &country)) != 0 ||
-		    (r = opt_value(argc, argv, &i, "--verdict", &verdict)) != 0) {
+		    (r = opt_value(argc, argv, &i, "--verdict", &verdict)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--interval", &interval)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--count", &count)) != 0) {
 			if (r < 0)
 				return EXIT_USAGE;
 			continue;
 		}
 		return usage_error("counters: unknown argument '%s'", argv[i]);
+	}
+	if (interval && (us = parse_duration(interval)) < 0)
+		return usage_error("--interval '%s': must be a duration (5, 5s, 500ms, 2m)",
+				   interval);
+	if (count) {
+		char *end;
+
+		if (!interval)
+			return usage_error("--count needs --interval");
+		n = strtol(count, &end, 10);
+		if (*end || n < 1)
+			return usage_error("--count '%s': must be a positive number", count);
 	}
 	if (country && !valid_country(country))
 		return usage_error("--country '%s': must be a two-letter code, unknown or other",
@@ -650,6 +732,11 @@ static int cmd_counters(int argc, char **argv)
 		free(path);
 		fprintf(stderr, "egressctl: out of memory\n");
 		return EXIT_DAEMON;
+	}
+	if (interval) {
+		r = counters_interval(path, us, n);
+		free(path);
+		return r;
 	}
 	r = request("counters", "GET", path, &o);
 	free(path);
@@ -776,12 +863,104 @@ static int cmd_noargs(const char *cmd, const char *path, int argc, char **argv)
 	return simple_get(cmd, path);
 }
 
+/* ---- events --------------------------------------------------------------------------------- */
+
+struct stream {
+	CURL *c;
+	char *line; /* partial line */
+	size_t len, cap;
+	struct buf err; /* body of a non-200 reply */
+	int status_checked, ok;
+	uint64_t events, missed;
+};
+
+/* One event as a line: TIME VERDICT POLICY CGROUP COMM[PID] uid=U -> DST:PORT/PROTO COUNTRY */
+static void print_event_line(const char *line)
+{
+	json_object *o = json_tokener_parse(line), *m;
+
+	if (!o) {
+		printf("%s\n", line);
+		return;
+	}
+	if (json_object_object_get_ex(o, "missed", &m)) {
+		printf("-- missed %" PRIu64 " events (this client fell behind) --\n",
+		       json_object_get_uint64(m));
+	} else {
+		const char *dst = get_str(o, "dst"), *fam = get_str(o, "family");
+		const char *pol = get_str(o, "policy"), *cg = get_str(o, "cgroup");
+
+		printf("%s %s %s %s %s[%" PRIu64 "] uid=%" PRIu64 " -> %s%s%s:%" PRIu64 "/%s %s\n",
+		       get_str(o, "time"), get_str(o, "verdict"), pol[0] ? pol : "-",
+		       cg[0] ? cg : "-", get_str(o, "comm"), get_u64(o, "pid"), get_u64(o, "uid"),
+		       strcmp(fam, "ipv6") == 0 ? "[" : "", dst, strcmp(fam, "ipv6") == 0 ? "]" : "",
+		       get_u64(o, "dport"), get_str(o, "protocol"), get_str(o, "country"));
+	}
+	json_object_put(o);
+}
+
+static void stream_line(struct stream *st)
+{
+	st->line[st->len] = '\0';
+	if (strncmp(st->line, "{\"missed\":", 10) == 0)
+		st->missed++;
+	else
+		st->events++;
+	if (arg_json)
+		printf("%s\n", st->line);
+	else
+		print_event_line(st->line);
+	fflush(stdout);
+	st->len = 0;
+}
+
+static size_t on_stream(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct stream *st = userdata;
+	size_t len = size * nmemb;
+
+	if (!st->status_checked) {
+		long code = 0;
+
+		curl_easy_getinfo(st->c, CURLINFO_RESPONSE_CODE, &code);
+		st->ok = code == 200;
+		st->status_checked = 1;
+	}
+	if (!st->ok)
+		return on_data(data, size, nmemb, &st->err);
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			stream_line(st);
+			continue;
+		}
+		if (st->len + 2 > st->cap) {
+			char *p = realloc(st->line, st->cap * 2 + 256);
+
+			if (!p)
+				return 0;
+			st->line = p;
+			st->cap = st->cap * 2 + 256;
+		}
+		st->line[st->len++] = data[i];
+	}
+	return len;
+}
+
 static int cmd_events(int argc, char **argv)
 {
+	const char *policy = NULL, *cgroup = NULL, *country = NULL, *verdict = NULL;
+	struct stream st = { 0 };
+	char errbuf[CURL_ERROR_SIZE] = "", *path = NULL, *url = NULL;
+	long status = 0;
+	CURLcode cr;
 	int r, follow = 0;
 
 	for (int i = 0; i < argc; i++) {
-		if ((r = global_opt(argc, argv, &i)) != 0) {
+		if ((r = global_opt(argc, argv, &i)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--policy", &policy)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--cgroup", &cgroup)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--country", &country)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--verdict", &verdict)) != 0) {
 			if (r < 0)
 				return EXIT_USAGE;
 			continue;
@@ -792,8 +971,330 @@ static int cmd_events(int argc, char **argv)
 		}
 		return usage_error("events: unknown argument '%s'", argv[i]);
 	}
-	/* The daemon answers 501 until events are implemented; request() prints that. */
-	return simple_get("events", follow ? "/v1/events?follow=1" : "/v1/events");
+	if (country && !valid_country(country))
+		return usage_error("--country '%s': must be a two-letter code, unknown or other",
+				   country);
+	if (verdict && !valid_verdict(verdict))
+		return usage_error("--verdict '%s': must be allow, deny, would_deny or local",
+				   verdict);
+	path = strdup(follow ? "/v1/events?follow=1" : "/v1/events");
+	if (!path || append_query(&path, "policy", policy) < 0 ||
+	    append_query(&path, "cgroup", cgroup) < 0 ||
+	    append_query(&path, "country", country) < 0 ||
+	    append_query(&path, "verdict", verdict) < 0 ||
+	    asprintf(&url, "http://localhost%s", path) < 0) {
+		free(path);
+		fprintf(stderr, "egressctl: out of memory\n");
+		return EXIT_DAEMON;
+	}
+	free(path);
+	st.c = curl_easy_init();
+	if (!st.c) {
+		free(url);
+		fprintf(stderr, "egressctl: cannot initialise libcurl\n");
+		return EXIT_DAEMON;
+	}
+	curl_easy_setopt(st.c, CURLOPT_UNIX_SOCKET_PATH, arg_socket);
+	curl_easy_setopt(st.c, CURLOPT_URL, url);
+	curl_easy_setopt(st.c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(st.c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(st.c, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(st.c, CURLOPT_TIMEOUT, follow ? 0L : 300L);
+	curl_easy_setopt(st.c, CURLOPT_USERAGENT, "egressctl/" EGRESSD_VERSION);
+	curl_easy_setopt(st.c, CURLOPT_WRITEFUNCTION, on_stream);
+	curl_easy_setopt(st.c, CURLOPT_WRITEDATA, &st);
+	cr = curl_easy_perform(st.c);
+	curl_easy_getinfo(st.c, CURLINFO_RESPONSE_CODE, &status);
+	r = EXIT_OK;
+	if (cr != CURLE_OK && !(st.status_checked && !st.ok)) {
+		long os_errno = 0;
+
+		curl_easy_getinfo(st.c, CURLINFO_OS_ERRNO, &os_errno);
+		fprintf(stderr, "egressctl: cannot reach egressd at %s: %s\n", arg_socket,
+			os_errno ? strerror((int)os_errno) :
+				   (errbuf[0] ? errbuf : curl_easy_strerror(cr)));
+		r = EXIT_DAEMON;
+	} else if (status != 200) {
+		json_object *o = st.err.p ? json_tokener_parse(st.err.p) : NULL, *e;
+
+		if (o && json_object_object_get_ex(o, "error", &e))
+			fprintf(stderr, "egressctl: events: %s (HTTP %ld)\n",
+				json_object_get_string(e), status);
+		else
+			fprintf(stderr, "egressctl: events: HTTP %ld from egressd\n", status);
+		json_object_put(o);
+		r = (status == 400 || status == 413) ? EXIT_USAGE : EXIT_DAEMON;
+	} else if (st.len > 0) {
+		stream_line(&st); /* a last line without newline */
+	}
+	free(st.err.p);
+	free(st.line);
+	free(url);
+	curl_easy_cleanup(st.c);
+	return r;
+}
+
+/* ---- deltas: counters --interval, top ---------------------------------------------------------- */
+
+/* "5", "5s", "500ms", "2m", "1.5s" -> microseconds; -1 if malformed or not positive. */
+static long long parse_duration(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !(v > 0))
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		v *= 1e6;
+	else if (strcmp(end, "ms") == 0)
+		v *= 1e3;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		v *= 60e6;
+	else
+		return -1;
+	if (v < 1 || v > 86400e6)
+		return -1;
+	return (long long)v;
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_us(long long us)
+{
+	struct timespec ts = { .tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int same_row(json_object *a, json_object *b)
+{
+	static const char *const keys[] = { "policy", "cgroup",   "unit",
+					    "country", "protocol", "verdict" };
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(get_str(a, keys[i]), get_str(b, keys[i])) != 0)
+			return 0;
+	return 1;
+}
+
+/* Rows of now minus the same rows of before (a row missing before counts from 0; counters that
+ * went down, e.g. after a daemon restart, count from 0 too); rows without change are left out.
+ * Returns a new {"rows": [...]} object, or NULL. */
+static json_object *counters_delta(json_object *before, json_object *now)
+{
+	static const char *const nkeys[] = { "connections", "packets", "bytes" };
+	json_object *out = json_object_new_object(), *arr = json_object_new_array(), *br = NULL,
+		    *nr = NULL;
+
+	if (!out || !arr) {
+		json_object_put(out);
+		json_object_put(arr);
+		return NULL;
+	}
+	json_object_object_add(out, "rows", arr);
+	json_object_object_get_ex(before, "rows", &br);
+	json_object_object_get_ex(now, "rows", &nr);
+	for (size_t i = 0; nr && i < json_object_array_length(nr); i++) {
+		json_object *n = json_object_array_get_idx(nr, i), *b = NULL, *d;
+		uint64_t dv[3];
+		int any = 0;
+
+		for (size_t k = 0; br && k < json_object_array_length(br); k++)
+			if (same_row(json_object_array_get_idx(br, k), n)) {
+				b = json_object_array_get_idx(br, k);
+				break;
+			}
+		for (size_t k = 0; k < 3; k++) {
+			uint64_t x = get_u64(n, nkeys[k]), y = b ? get_u64(b, nkeys[k]) : 0;
+
+			dv[k] = x >= y ? x - y : x;
+			any |= dv[k] != 0;
+		}
+		if (!any)
+			continue;
+		d = json_object_new_object();
+		if (!d)
+			break;
+		json_object_object_foreach(n, key, val)
+		{
+			(void)val;
+			if (strcmp(key, "connections") && strcmp(key, "packets") && strcmp(key, "bytes"))
+				json_object_object_add(d, key, json_object_get(val));
+		}
+		for (size_t k = 0; k < 3; k++)
+			json_object_object_add(d, nkeys[k], json_object_new_uint64(dv[k]));
+		json_object_array_add(arr, d);
+	}
+	return out;
+}
+
+/* ---- top ------------------------------------------------------------------------------------- */
+
+struct agg {
+	char *name;
+	uint64_t conn, deny, would;
+};
+
+static int agg_cmp(const void *a, const void *b)
+{
+	const struct agg *x = a, *y = b;
+
+	if (x->conn != y->conn)
+		return x->conn > y->conn ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+/* Sum the delta rows by key ("country" or "cgroup"). */
+static size_t aggregate(json_object *delta, const char *key, struct agg **ret)
+{
+	json_object *rows = NULL;
+	struct agg *v = NULL;
+	size_t n = 0;
+
+	json_object_object_get_ex(delta, "rows", &rows);
+	for (size_t i = 0; rows && i < json_object_array_length(rows); i++) {
+		json_object *r = json_object_array_get_idx(rows, i);
+		const char *name = get_str(r, key), *verdict = get_str(r, "verdict");
+		uint64_t c = get_u64(r, "connections");
+		size_t k;
+
+		if (!name[0])
+			name = "-";
+		for (k = 0; k < n; k++)
+			if (strcmp(v[k].name, name) == 0)
+				break;
+		if (k == n) {
+			struct agg *nv = realloc(v, (n + 1) * sizeof(*v));
+
+			if (!nv)
+				break;
+			v = nv;
+			v[n] = (struct agg){ .name = strdup(name) };
+			if (!v[n].name)
+				break;
+			n++;
+		}
+		v[k].conn += c;
+		if (strcmp(verdict, "deny") == 0)
+			v[k].deny += c;
+		else if (strcmp(verdict, "would_deny") == 0)
+			v[k].would += c;
+	}
+	if (n > 1)
+		qsort(v, n, sizeof(*v), agg_cmp);
+	*ret = v;
+	return n;
+}
+
+static void print_aggs(const char *title, struct agg *v, size_t n, double secs, int color)
+{
+	printf("%-40s %11s %8s %10s %10s\n", title, "CONNECTIONS", "DENY", "WOULD_DENY",
+	       "CONN/S");
+	for (size_t i = 0; i < n; i++) {
+		const char *on = "", *off = "";
+
+		if (color && v[i].deny)
+			on = "\033[1;31m", off = "\033[0m";
+		else if (color && v[i].would)
+			on = "\033[33m", off = "\033[0m";
+		printf("%s%-40s %11" PRIu64 " %8" PRIu64 " %10" PRIu64 " %10.1f%s\n", on,
+		       v[i].name, v[i].conn, v[i].deny, v[i].would,
+		       secs > 0 ? (double)v[i].conn / secs : 0.0, off);
+		free(v[i].name);
+	}
+	if (n == 0)
+		printf("(no connections)\n");
+	free(v);
+}
+
+static int cmd_top(int argc, char **argv)
+{
+	const char *interval = NULL, *iters = NULL;
+	json_object *prev = NULL, *now = NULL;
+	long long us = 2000000;
+	long iterations = 0;
+	double t0, t1;
+	int r, color = isatty(STDOUT_FILENO);
+
+	for (int i = 0; i < argc; i++) {
+		if ((r = global_opt(argc, argv, &i)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--interval", &interval)) != 0 ||
+		    (r = opt_value(argc, argv, &i, "--iterations", &iters)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			continue;
+		}
+		if (strcmp(argv[i], "--once") == 0) {
+			iters = "1";
+			continue;
+		}
+		return usage_error("top: unknown argument '%s'", argv[i]);
+	}
+	if (interval && (us = parse_duration(interval)) < 0)
+		return usage_error("--interval '%s': must be a duration (5, 5s, 500ms, 2m)",
+				   interval);
+	if (iters) {
+		char *end;
+
+		iterations = strtol(iters, &end, 10);
+		if (*end || iterations < 1)
+			return usage_error("--iterations '%s': must be a positive number", iters);
+	}
+	r = request("top", "GET", "/v1/counters", &prev);
+	if (r != EXIT_OK)
+		return r;
+	t0 = mono_s();
+	for (long it = 0; iterations == 0 || it < iterations; it++) {
+		json_object *delta;
+		struct agg *v;
+		size_t n;
+		double secs;
+		char tbuf[32];
+		time_t tt = time(NULL);
+		struct tm tm;
+
+		sleep_us(us);
+		r = request("top", "GET", "/v1/counters", &now);
+		if (r != EXIT_OK)
+			break;
+		t1 = mono_s();
+		secs = t1 - t0;
+		delta = counters_delta(prev, now);
+		json_object_put(prev);
+		prev = now;
+		now = NULL;
+		t0 = t1;
+		if (!delta) {
+			r = EXIT_DAEMON;
+			break;
+		}
+		localtime_r(&tt, &tm);
+		strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm);
+		if (color)
+			fputs("\033[H\033[2J", stdout);
+		else if (it > 0)
+			putchar('\n');
+		printf("egressd top  %s  last %.1f s  (deny%s, would_deny%s)\n\n", tbuf, secs,
+		       color ? " red" : "", color ? " yellow" : "");
+		n = aggregate(delta, "country", &v);
+		print_aggs("COUNTRY", v, n, secs, color);
+		putchar('\n');
+		n = aggregate(delta, "cgroup", &v);
+		print_aggs("CGROUP", v, n, secs, color);
+		fflush(stdout);
+		json_object_put(delta);
+	}
+	json_object_put(prev);
+	return r;
 }
 
 int main(int argc, char **argv)
@@ -847,6 +1348,8 @@ int main(int argc, char **argv)
 		r = cmd_reload(argc, argv);
 	else if (strcmp(cmd, "events") == 0)
 		r = cmd_events(argc, argv);
+	else if (strcmp(cmd, "top") == 0)
+		r = cmd_top(argc, argv);
 	else
 		r = usage_error("unknown command '%s'", cmd);
 	curl_global_cleanup();

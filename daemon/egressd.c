@@ -708,6 +708,37 @@ static json_object *policies_json(struct egressd *d)
 	return a;
 }
 
+static json_object *provenance_json(struct egressd *d)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+
+	json_object_object_add(o, "generation", json_object_new_uint64(d->generation));
+	for (size_t i = 0; i < d->geo.nsources; i++) {
+		const struct geo_source *s = &d->geo.sources[i];
+		json_object *so = json_object_new_object();
+
+		json_object_object_add(so, "path", json_object_new_string(s->path));
+		json_object_object_add(so, "format", json_object_new_string(s->format));
+		json_object_object_add(so, "sha256", json_object_new_string(s->sha256));
+		json_object_object_add(so, "build_epoch", json_object_new_uint64(s->build_epoch));
+		json_object_array_add(a, so);
+	}
+	json_object_object_add(o, "geo", a);
+	return o;
+}
+
+static int op_provenance(void *userdata, json_object **ret)
+{
+	*ret = provenance_json(userdata);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static void op_access_denied(void *userdata, const struct api_denial *a)
+{
+	log_warning("API access denied: %s %s by pid %d uid %u gid %u (role %s): %s", a->method, a->path,
+		    (int)a->pid, (unsigned)a->uid, (unsigned)a->gid, a->role, a->reason);
+}
+
 static int op_status(void *userdata, json_object **ret, char **ret_err)
 {
 	struct egressd *d = userdata;
@@ -780,6 +811,7 @@ static int op_status(void *userdata, json_object **ret, char **ret_err)
 		json_object_array_add(errs, json_object_new_string(d->last_errors.msgs[i]));
 	json_object_object_add(lr, "errors", errs);
 	json_object_object_add(o, "last_reload", lr);
+	json_object_object_add(o, "provenance", provenance_json(d));
 	*ret = o;
 	return 0;
 }
@@ -1049,6 +1081,7 @@ static int event_cb(const struct egress_event *ev, void *userdata)
 	v.cgroup = path;
 	v.unit = unit ? unit : "";
 	(void)events_log(d->events, &v, now_usec());
+	api_publish_event(d->api, &v);
 	free(unit);
 	return 0;
 }
@@ -1357,6 +1390,8 @@ int egressd_run(const struct egressd_args *args)
 		.lookup = op_lookup,
 		.policies = op_policies,
 		.reload = op_reload,
+		.provenance = op_provenance,
+		.access_denied = op_access_denied,
 	};
 	struct diag errors = {}, warnings = {};
 	sigset_t mask;
@@ -1515,6 +1550,16 @@ int egressd_run(const struct egressd_args *args)
 			log_warning("AdminGroup=%s: no such group; only root may reload", d.cfg.admin_group);
 		else
 			api_set_admin_gid(d.api, g->gr_gid);
+	}
+	if (d.cfg.reader_group && *d.cfg.reader_group) {
+		g = getgrnam(d.cfg.reader_group);
+		if (g)
+			api_set_reader_gid(d.api, g->gr_gid);
+	}
+	r = api_start_metrics(d.api, d.cfg.metrics_listen);
+	if (r < 0) {
+		log_error("MetricsListen=%s: %s", d.cfg.metrics_listen, strerror(-r));
+		goto out;
 	}
 	log_info("started: generation %" PRIu64 ", %zu policies, %d cgroups attached, %" PRIu64 " IPv4 + %" PRIu64
 		 " IPv6 prefixes, API on %s",

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -62,6 +63,18 @@ struct metrics_snapshot {
 	size_t npolicies;
 };
 
+/* A request the API refused with 403 (no role, or a reader calling a POST endpoint), for the daemon's
+ * log. Credentials are those of the socket peer (SO_PEERCRED); strings are valid during the call. */
+struct api_denial {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	const char *method; /* "GET", "POST", ... */
+	const char *path; /* URL path, without the query */
+	const char *role; /* what the peer is: "none" or "reader" */
+	const char *reason; /* the one-line error sent to the client */
+};
+
 /* Callbacks of the daemon core, called from the API on the event loop thread. Each returns 0 or a
  * negative errno; on error *ret_err (if set) is a one-line message for the JSON error body. */
 struct api_ops {
@@ -78,6 +91,13 @@ struct api_ops {
 	int (*policies)(void *userdata, json_object **ret, char **ret_err);
 	/* POST /v1/reload: *ret is the result object ({"ok":bool,"generation":N,"errors":[...]}). */
 	int (*reload)(void *userdata, json_object **ret, char **ret_err);
+	/* Provenance carried by every counters reply ("provenance" key) and every event: the object
+	 * {"generation": N, "geo": [{"path": S, "format": "csv"|"mmdb", "sha256": S (hex),
+	 * "build_epoch": N (s, 0 for CSV)}, ...]} (docs/api.md). Optional (NULL: replies and events
+	 * carry no provenance); the API caches it for events per generation. */
+	int (*provenance)(void *userdata, json_object **ret);
+	/* Optional: told about every refused request (403), to log it. */
+	void (*access_denied)(void *userdata, const struct api_denial *d);
 };
 
 #endif

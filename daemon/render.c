@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "render.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "egress_abi.h"
 #include "geo.h"
@@ -329,10 +332,10 @@ int render_metrics(const struct metrics_snapshot *snap, char **ret_text, size_t 
 	put_family(f, "egressd_events_lost_total", "counter",
 		   "Deny events dropped because the ring buffer was full.");
 	fprintf(f, "egressd_events_lost_total %" PRIu64 "\n", snap->events_lost);
-	put_family(f, "egressd_counter_overflow_total", "counter",
+	put_family(f, "egressd_counts_overflowed_total", "counter",
 		   "Counts that went to the overflow slot (country \"other\") "
 		   "because the counter map was full.");
-	fprintf(f, "egressd_counter_overflow_total %" PRIu64 "\n", snap->counter_overflow);
+	fprintf(f, "egressd_counts_overflowed_total %" PRIu64 "\n", snap->counter_overflow);
 	put_family(f, "egressd_geo_prefixes", "gauge",
 		   "CIDR prefixes in the loaded GeoIP data, by address family.");
 	fprintf(f, "egressd_geo_prefixes{family=\"ipv4\"} %" PRIu64 "\n", snap->geo_prefixes4);
@@ -361,5 +364,88 @@ int render_metrics(const struct metrics_snapshot *snap, char **ret_text, size_t 
 	}
 	*ret_text = text;
 	*ret_len = len;
+	return 0;
+}
+
+const char *render_hook_name(uint8_t hook, char buf[4])
+{
+	switch (hook) {
+	case EGRESS_HOOK_CONNECT4:
+		return "connect4";
+	case EGRESS_HOOK_CONNECT6:
+		return "connect6";
+	case EGRESS_HOOK_SENDMSG4:
+		return "sendmsg4";
+	case EGRESS_HOOK_SENDMSG6:
+		return "sendmsg6";
+	case EGRESS_HOOK_SKB_EGRESS:
+		return "egress";
+	default:
+		snprintf(buf, 4, "%u", (unsigned)hook);
+		return buf;
+	}
+}
+
+int render_event_json(const struct event_view *v, uint64_t seq, int64_t realtime_ns,
+		      const char *provenance, char **ret_line, size_t *ret_len)
+{
+	const struct egress_event *ev = v->ev;
+	char addr[INET6_ADDRSTRLEN] = "", comm[17], tbuf[64], code[8], pbuf[4], vbuf[4], hbuf[4];
+	json_object *o = json_object_new_object();
+	const char *js;
+	char *line = NULL;
+	struct tm tm;
+	time_t sec;
+	int64_t nsec;
+	int n;
+
+	if (!o)
+		return -ENOMEM;
+	sec = (time_t)(realtime_ns / 1000000000);
+	nsec = realtime_ns % 1000000000;
+	if (nsec < 0) {
+		nsec += 1000000000;
+		sec--;
+	}
+	if (!gmtime_r(&sec, &tm) || strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		tbuf[0] = '\0';
+	snprintf(tbuf + strlen(tbuf), sizeof(tbuf) - strlen(tbuf), ".%06dZ", (int)(nsec / 1000));
+	if (!inet_ntop(ev->family == 2 ? AF_INET : AF_INET6, ev->addr, addr, sizeof(addr)))
+		addr[0] = '\0';
+	memcpy(comm, ev->comm, 16);
+	comm[16] = '\0';
+	if (add_u64(o, "seq", seq) < 0 || add_str(o, "time", tbuf) < 0 ||
+	    add_u64(o, "time_ns", (uint64_t)realtime_ns) < 0 || add_u64(o, "pid", ev->pid) < 0 ||
+	    add_u64(o, "tid", ev->tid) < 0 || add_u64(o, "uid", ev->uid) < 0 ||
+	    add_u64(o, "gid", ev->gid) < 0 || add_str(o, "comm", comm) < 0 ||
+	    add_u64(o, "cgroup_id", ev->cgroup_id) < 0 || add_str(o, "cgroup", nz(v->cgroup)) < 0 ||
+	    add_str(o, "unit", nz(v->unit)) < 0 || add_str(o, "policy", nz(v->policy)) < 0 ||
+	    add_str(o, "country", render_country_name(ev->country, 0, code)) < 0 ||
+	    add_str(o, "family", ev->family == 2 ? "ipv4" : "ipv6") < 0 ||
+	    add_str(o, "dst", addr) < 0 || add_u64(o, "dport", ev->dport) < 0 ||
+	    add_str(o, "protocol", render_proto_name(ev->proto, pbuf)) < 0 ||
+	    add_str(o, "verdict", render_verdict_name(ev->verdict, vbuf)) < 0 ||
+	    add_str(o, "hook", render_hook_name(ev->hook, hbuf)) < 0 ||
+	    add_u64(o, "generation", v->generation) < 0) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	js = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (!js) {
+		json_object_put(o);
+		return -ENOMEM;
+	}
+	/* js ends with '}': splice the serialized provenance in before it. */
+	if (provenance)
+		n = asprintf(&line, "%.*s,\"provenance\":%s}\n", (int)(strlen(js) - 1), js,
+			     provenance);
+	else
+		n = asprintf(&line, "%s\n", js);
+	json_object_put(o);
+	if (n < 0)
+		return -ENOMEM;
+	*ret_line = line;
+	*ret_len = (size_t)n;
 	return 0;
 }

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "events.h"
 #include "model.h"
 
 /* Country name of a counter row: "DE" for ids 1..676 (id = (c1-'A')*26 + (c2-'A') + 1, see
@@ -49,6 +50,22 @@ int render_counters_json(const struct counter_rows *rows, const struct counter_f
  * Returns 0, a NUL-terminated heap string in *ret_text (free()) and its length without the NUL in
  * *ret_len; or -ENOMEM. */
 int render_metrics(const struct metrics_snapshot *snap, char **ret_text, size_t *ret_len);
+
+/* Hook name of an event: "connect4", "connect6", "sendmsg4", "sendmsg6", "egress"
+ * (EGRESS_HOOK_*), else the decimal number. Returns a static string or buf (4 bytes). */
+const char *render_hook_name(uint8_t hook, char buf[4]);
+
+/* One event of GET /v1/events as one line of JSON followed by "\n" (docs/api.md, "Events"):
+ * {"seq":N,"time":"2025-01-02T03:04:05.678901Z","time_ns":N,"pid":N,"tid":N,"uid":N,"gid":N,
+ * "comm":S,"cgroup_id":N,"cgroup":S,"unit":S,"policy":S,"country":S,"family":"ipv4"|"ipv6",
+ * "dst":S,"dport":N,"protocol":S,"verdict":S,"hook":S,"generation":N[,"provenance":{...}]}.
+ * seq: the API's sequence number of the event; realtime_ns: the event time as nanoseconds since
+ * the Unix epoch (UTC; the caller converts the kernel's CLOCK_MONOTONIC ev->ts_ns); provenance:
+ * serialized JSON object appended as is, or NULL to leave the key out. comm is cut at the first
+ * NUL (at most 16 bytes). Returns 0, a NUL-terminated heap string in *ret_line (free()) and its
+ * length in *ret_len, or -ENOMEM. */
+int render_event_json(const struct event_view *v, uint64_t seq, int64_t realtime_ns,
+		      const char *provenance, char **ret_line, size_t *ret_len);
 
 /* The Content-Type of render_metrics() output. */
 #define RENDER_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

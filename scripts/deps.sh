@@ -4,6 +4,8 @@
 set -euo pipefail
 pkgs=(
 	make gcc clang llvm pkg-config bpftool
+	# libFuzzer + sanitizer runtimes for clang (make fuzz, tests/system/test_fuzz.sh)
+	libclang-rt-14-dev
 	libbpf-dev libelf-dev zlib1g-dev libsystemd-dev libmicrohttpd-dev libjson-c-dev libinih-dev
 	libmaxminddb-dev libcmocka-dev libssl-dev libcurl4-openssl-dev
 	# tests/kernel/sockprobe: io_uring connect and sendmsg paths

@@ -90,10 +90,10 @@ static const char expected_metrics[] =
 	"# HELP egressd_events_lost_total Deny events dropped because the ring buffer was full.\n"
 	"# TYPE egressd_events_lost_total counter\n"
 	"egressd_events_lost_total 1\n"
-	"# HELP egressd_counter_overflow_total Counts that went to the overflow slot (country \"other\") "
+	"# HELP egressd_counts_overflowed_total Counts that went to the overflow slot (country \"other\") "
 	"because the counter map was full.\n"
-	"# TYPE egressd_counter_overflow_total counter\n"
-	"egressd_counter_overflow_total 2\n"
+	"# TYPE egressd_counts_overflowed_total counter\n"
+	"egressd_counts_overflowed_total 2\n"
 	"# HELP egressd_geo_prefixes CIDR prefixes in the loaded GeoIP data, by address family.\n"
 	"# TYPE egressd_geo_prefixes gauge\n"
 	"egressd_geo_prefixes{family=\"ipv4\"} 300\n"
@@ -504,6 +504,67 @@ static void test_metrics_empty(void **state)
 	free(text);
 }
 
+static void test_event_json(void **state)
+{
+	struct egress_event ev = {
+		.ts_ns = 5,
+		.cgroup_id = 77,
+		.pid = 4321,
+		.tid = 4322,
+		.uid = 1000,
+		.gid = 1001,
+		.country = (uint16_t)(('U' - 'A') * 26 + ('S' - 'A') + 1),
+		.dport = 443,
+		.family = 10,
+		.proto = 17,
+		.verdict = EGRESS_VERDICT_WOULD_DENY,
+		.hook = EGRESS_HOOK_SENDMSG6,
+		.addr = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 },
+		.comm = "0123456789abcdef", /* 16 bytes, no NUL */
+	};
+	struct event_view v = { .ev = &ev, .policy = "p\"q", .cgroup = "a.slice/b.service",
+				.unit = "b.service", .generation = 12 };
+	char *line = NULL;
+	size_t len = 0;
+	char hb[4];
+
+	/* 2024-02-29T23:59:59.123456789Z */
+	assert_int_equal(render_event_json(&v, 9, 1709251199123456789LL, "{\"generation\":12}",
+					   &line, &len),
+			 0);
+	assert_string_equal(
+		line,
+		"{\"seq\":9,\"time\":\"2024-02-29T23:59:59.123456Z\",\"time_ns\":1709251199123456789,"
+		"\"pid\":4321,\"tid\":4322,\"uid\":1000,\"gid\":1001,\"comm\":\"0123456789abcdef\","
+		"\"cgroup_id\":77,\"cgroup\":\"a.slice/b.service\",\"unit\":\"b.service\","
+		"\"policy\":\"p\\\"q\",\"country\":\"US\",\"family\":\"ipv6\",\"dst\":\"2001:db8::1\","
+		"\"dport\":443,\"protocol\":\"udp\",\"verdict\":\"would_deny\",\"hook\":\"sendmsg6\","
+		"\"generation\":12,\"provenance\":{\"generation\":12}}\n");
+	assert_int_equal(len, strlen(line));
+	free(line);
+	/* IPv4, unknown country, no provenance, the epoch itself */
+	ev.family = 2;
+	memcpy(ev.addr, (uint8_t[]){ 192, 0, 2, 1 }, 4);
+	ev.country = 0;
+	ev.verdict = EGRESS_VERDICT_DENY;
+	ev.hook = EGRESS_HOOK_CONNECT4;
+	ev.proto = 6;
+	memcpy(ev.comm, "sh\0", 3);
+	assert_int_equal(render_event_json(&v, 1, 0, NULL, &line, &len), 0);
+	assert_string_equal(
+		line,
+		"{\"seq\":1,\"time\":\"1970-01-01T00:00:00.000000Z\",\"time_ns\":0,\"pid\":4321,"
+		"\"tid\":4322,\"uid\":1000,\"gid\":1001,\"comm\":\"sh\",\"cgroup_id\":77,"
+		"\"cgroup\":\"a.slice/b.service\",\"unit\":\"b.service\",\"policy\":\"p\\\"q\","
+		"\"country\":\"unknown\",\"family\":\"ipv4\",\"dst\":\"192.0.2.1\",\"dport\":443,"
+		"\"protocol\":\"tcp\",\"verdict\":\"deny\",\"hook\":\"connect4\",\"generation\":12}\n");
+	free(line);
+	assert_string_equal(render_hook_name(EGRESS_HOOK_CONNECT6, hb), "connect6");
+	assert_string_equal(render_hook_name(EGRESS_HOOK_SENDMSG4, hb), "sendmsg4");
+	assert_string_equal(render_hook_name(EGRESS_HOOK_SKB_EGRESS, hb), "egress");
+	assert_string_equal(render_hook_name(99, hb), "99");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -516,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_counters_json_big_values),
 		cmocka_unit_test(test_metrics_exact),
 		cmocka_unit_test(test_metrics_empty),
+		cmocka_unit_test(test_event_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
