@@ -708,6 +708,40 @@ static json_object *policies_json(struct egressd *d)
 	return a;
 }
 
+/* Source=, Version= and Date= of a PROVENANCE file beside a GeoIP file (the shipped data has
+ * one, written by scripts/refresh-geo.sh), added to o. */
+static void add_file_provenance(json_object *o, const char *geo_path)
+{
+	static const char *const keys[] = { "Source", "Version", "Date" };
+	char *dir = strdup(geo_path), *slash, *path = NULL, line[1024];
+	FILE *f;
+
+	if (!dir)
+		return;
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	if (asprintf(&path, "%s/PROVENANCE", slash ? dir : ".") < 0)
+		path = NULL;
+	f = path ? fopen(path, "re") : NULL;
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		for (size_t k = 0; k < 3; k++) {
+			size_t l = strlen(keys[k]);
+			char name[16];
+
+			if (strncmp(line, keys[k], l) == 0 && line[l] == '=') {
+				snprintf(name, sizeof(name), "%c%s", keys[k][0] | 0x20, keys[k] + 1);
+				json_object_object_add(o, name, json_object_new_string(line + l + 1));
+			}
+		}
+	}
+	if (f)
+		fclose(f);
+	free(path);
+	free(dir);
+}
+
 static json_object *provenance_json(struct egressd *d)
 {
 	json_object *o = json_object_new_object(), *a = json_object_new_array();
@@ -721,6 +755,9 @@ static json_object *provenance_json(struct egressd *d)
 		json_object_object_add(so, "format", json_object_new_string(s->format));
 		json_object_object_add(so, "sha256", json_object_new_string(s->sha256));
 		json_object_object_add(so, "build_epoch", json_object_new_uint64(s->build_epoch));
+		if (s->database_type)
+			json_object_object_add(so, "database_type", json_object_new_string(s->database_type));
+		add_file_provenance(so, s->path);
 		json_object_array_add(a, so);
 	}
 	json_object_object_add(o, "geo", a);
