@@ -1434,6 +1434,7 @@ int egressd_run(const struct egressd_args *args)
 	sigset_t mask;
 	struct group *g;
 	char *pin_path = NULL;
+	struct kern_sizes sizes = {};
 	int r, exit_code = 1, listen_fd, pre_enforce = 1, keep = 0;
 
 	/* Socket activation (egressd.socket): one listening AF_UNIX stream socket. */
@@ -1479,6 +1480,7 @@ int egressd_run(const struct egressd_args *args)
 		if (pre.state_dir && *pre.state_dir)
 			d.state_dir = strdup(pre.state_dir);
 		pre_enforce = any_enforce(&pre);
+		sizes.events = pre.events_ring_bytes; /* EventsRingBytes=, 0 = the default */
 		config_free(&pre);
 	}
 	r = cgroup_find_v2_mount(&d.cgmount);
@@ -1496,7 +1498,7 @@ int egressd_run(const struct egressd_args *args)
 		goto out;
 	}
 	kern_set_log(libbpf_log);
-	r = kern_open_pinned(&d.kern, NULL, pin_path, &errors, &warnings);
+	r = kern_open_pinned(&d.kern, &sizes, pin_path, &errors, &warnings);
 	if (r == -ENOTSUP && !pre_enforce) {
 		for (size_t i = 0; i < errors.n; i++)
 			log_warning("%s; monitor-only, so running without pins: counters end with this process",
@@ -1504,7 +1506,7 @@ int egressd_run(const struct egressd_args *args)
 		diag_free(&errors);
 		free(pin_path);
 		pin_path = NULL;
-		r = kern_open_pinned(&d.kern, NULL, NULL, &errors, &warnings);
+		r = kern_open_pinned(&d.kern, &sizes, NULL, &errors, &warnings);
 	}
 	for (size_t i = 0; i < warnings.n; i++)
 		log_warning("%s", warnings.msgs[i]);

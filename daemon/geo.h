@@ -56,7 +56,10 @@ struct geo_db {
  * errors and warnings may be NULL (messages dropped). */
 int geo_load(const char *const *paths, size_t npaths, struct geo_db *ret, struct diag *errors,
 	     struct diag *warnings);
-#define GEO_MAX_FILE_BYTES (2ULL << 30) /* 2 GiB of decompressed input per file */
+/* 512 MiB per file, as stored and after decompression: the world CSV is ~40 MB, the largest
+ * commercial MMDBs ~100 MB. Inflation stops one byte past the limit, so a gzip bomb costs at most
+ * this much memory and the time to inflate it (documented in egressd.conf(5), LIMITS). */
+#define GEO_MAX_FILE_BYTES (512ULL << 20)
 
 /* Override the per-file size limit (bytes, applied to the file as stored and to its decompressed
  * content) for all later geo_load calls in this process; 0 restores GEO_MAX_FILE_BYTES. Meant for

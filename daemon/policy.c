@@ -7,7 +7,8 @@
  * built with INI_MAX_LINE 200, INI_ALLOW_MULTILINE 1 (indented lines continue the previous key),
  * INI_ALLOW_INLINE_COMMENTS 1 (" ;..." is cut from values), "name:value" accepted, MAX_SECTION 50
  * (longer section names truncated), and no line numbers in the handler. None of that matches
- * systemd-style files, so our reader (read_line) reads each whole line with getline(), checks it,
+ * systemd-style files, so our reader (read_line) reads each whole line (bounded: CONFIG_MAX_LINE,
+ * CONFIG_MAX_TOTAL_BYTES), checks it,
  * counts it, keeps the raw value, and hands inih only a normalised "[Section]" or "Key=" line (or
  * a blank line for comments and broken lines). The handler takes the value from the raw line.
  */
@@ -17,6 +18,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -379,6 +381,7 @@ enum key_id {
 	K_POLDIR,
 	K_REGIONS,
 	K_METRICS,
+	K_EVENTS,
 	/* regions */
 	K_DESCRIPTION,
 	K_SOURCE,
@@ -410,6 +413,7 @@ static const struct key_def daemon_keys[] = {
 	{ "PinPath", K_PIN, false, true },	  { "StateDirectory", K_STATE, false, false },
 	{ "OnExit", K_ONEXIT, false, false },	  { "PolicyDirectory", K_POLDIR, false, false },
 	{ "Regions", K_REGIONS, false, false },	  { "MetricsListen", K_METRICS, false, true },
+	{ "EventsRingBytes", K_EVENTS, false, false },
 	{},
 };
 static const struct key_def region_keys[] = {
@@ -455,6 +459,14 @@ struct loader {
 	unsigned sec_line;
 	unsigned key_lines[K_MAX]; /* keys seen in the current section (line) */
 	bool had_selector; /* a Cgroup= or Unit= line was seen */
+	uint32_t *cidr_slots; /* hash set of the current policy's CIDRs: index + 1, 0 = empty */
+	size_t cidr_nslots; /* a power of two, or 0 */
+
+	/* limits (policy.h), over all files */
+	size_t total_bytes;
+	size_t ncgroups_total; /* Cgroup= and Unit= values */
+	size_t ncidrs_total;
+	bool over_total, over_policies, over_cgroups, over_cidrs, over_regions, over_files;
 };
 
 static void lerr(struct loader *l, unsigned line, const char *fmt, ...)
@@ -654,7 +666,13 @@ static void daemon_key(struct loader *l, const struct key_def *k, const char *v,
 		l->c.geo_line = l->line;
 		for (char *save = NULL, *t = strtok_r(tokens, " \t", &save); t;
 		     t = strtok_r(NULL, " \t", &save)) {
-			char *p = resolve(l, t);
+			char *p;
+
+			if (l->c.ngeo >= CONFIG_MAX_GEO_FILES) {
+				lerr(l, l->line, "GeoDatabase: more than %d files", CONFIG_MAX_GEO_FILES);
+				break;
+			}
+			p = resolve(l, t);
 
 			if (p && strv_push(&l->c.geo_paths, NULL, &l->c.ngeo, p, 0) < 0) {
 				free(p);
@@ -698,6 +716,26 @@ static void daemon_key(struct loader *l, const struct key_def *k, const char *v,
 		}
 		set_str(l, k->id == K_READER ? &l->c.reader_group : &l->c.admin_group, v);
 		return;
+	case K_EVENTS: {
+		unsigned long long n;
+		char *end;
+
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (end != v && (*end == 'K' || *end == 'M') && end[1] == 0) {
+			n = n > ULLONG_MAX >> 20 ? ULLONG_MAX : n << (*end == 'K' ? 10 : 20);
+			end++;
+		}
+		if (errno || end == v || *end || v[0] < '0' || v[0] > '9' ||
+		    n < CONFIG_EVENTS_RING_MIN || n > CONFIG_EVENTS_RING_MAX || (n & (n - 1))) {
+			lerr(l, l->line,
+			     "EventsRingBytes: '%s' is not a power of two from %d to %u bytes (K and M suffixes allowed)",
+			     v, CONFIG_EVENTS_RING_MIN, CONFIG_EVENTS_RING_MAX);
+			return;
+		}
+		l->c.events_ring_bytes = (uint32_t)n;
+		return;
+	}
 	case K_ONEXIT:
 		if (strcmp(v, "keep") == 0)
 			l->c.on_exit_detach = 0;
@@ -834,6 +872,13 @@ static void region_start(struct loader *l, const char *name)
 			l->sec = SEC_BAD;
 			return;
 		}
+	if (l->c.nregions >= CONFIG_MAX_REGIONS) {
+		if (!l->over_regions)
+			lerr(l, l->line, "more than %d region groups", CONFIG_MAX_REGIONS);
+		l->over_regions = true;
+		l->sec = SEC_BAD;
+		return;
+	}
 	nr = realloc(l->c.regions, (l->c.nregions + 1) * sizeof(*nr));
 	if (!nr) {
 		oom(l);
@@ -972,6 +1017,80 @@ static bool valid_unit(const char *s)
 	return false;
 }
 
+/* false (reported once per configuration) when CONFIG_MAX_CGROUPS values are taken. */
+static bool cgroup_slot(struct loader *l, const char *key)
+{
+	if (l->ncgroups_total < CONFIG_MAX_CGROUPS)
+		return true;
+	if (!l->over_cgroups)
+		lerr(l, l->line,
+		     "%s: more than %d cgroups and units in the configuration (the size of the BPF map 'cgroup_policy')",
+		     key, CONFIG_MAX_CGROUPS);
+	l->over_cgroups = true;
+	return false;
+}
+
+static uint32_t cidr_hash(const struct policy_cidr *c)
+{
+	uint32_t h = 0x811c9dc5u;
+
+	h = (h ^ c->family) * 0x01000193u;
+	h = (h ^ c->plen) * 0x01000193u;
+	for (int i = 0; i < 16; i++)
+		h = (h ^ c->addr[i]) * 0x01000193u;
+	return h;
+}
+
+static bool cidr_same(const struct policy_cidr *a, const struct policy_cidr *b)
+{
+	return a->family == b->family && a->plen == b->plen && memcmp(a->addr, b->addr, 16) == 0;
+}
+
+/* The CIDR of p equal to c (same family, length, address), via the loader's hash set of the
+ * current policy (so that 65536 prefixes in one policy cost O(n), not O(n^2)); NULL if none. */
+static struct policy_cidr *cidr_find(struct loader *l, struct policy *p,
+				     const struct policy_cidr *c)
+{
+	size_t mask = l->cidr_nslots - 1;
+
+	if (!l->cidr_nslots)
+		return NULL;
+	for (size_t i = cidr_hash(c) & mask; l->cidr_slots[i]; i = (i + 1) & mask)
+		if (cidr_same(&p->cidrs[l->cidr_slots[i] - 1], c))
+			return &p->cidrs[l->cidr_slots[i] - 1];
+	return NULL;
+}
+
+/* Add p->cidrs[idx] to the hash set (kept at most half full). */
+static int cidr_index(struct loader *l, struct policy *p, size_t idx)
+{
+	if ((idx + 1) * 2 > l->cidr_nslots) {
+		size_t n = l->cidr_nslots ? l->cidr_nslots * 2 : 64;
+		uint32_t *v = calloc(n, sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		free(l->cidr_slots);
+		l->cidr_slots = v;
+		l->cidr_nslots = n;
+		for (size_t k = 0; k < idx; k++) {
+			size_t i = cidr_hash(&p->cidrs[k]) & (n - 1);
+
+			while (v[i])
+				i = (i + 1) & (n - 1);
+			v[i] = (uint32_t)k + 1;
+		}
+	}
+	{
+		size_t mask = l->cidr_nslots - 1, i = cidr_hash(&p->cidrs[idx]) & mask;
+
+		while (l->cidr_slots[i])
+			i = (i + 1) & mask;
+		l->cidr_slots[i] = (uint32_t)idx + 1;
+	}
+	return 0;
+}
+
 static void add_cidr(struct loader *l, struct policy *p, const char *key, uint8_t action,
 		     const char *t)
 {
@@ -984,26 +1103,42 @@ static void add_cidr(struct loader *l, struct policy *p, const char *key, uint8_
 	}
 	c.action = action;
 	c.line = l->line;
-	for (size_t i = 0; i < p->ncidrs; i++) {
-		struct policy_cidr *o = &p->cidrs[i];
+	{
+		struct policy_cidr *o = cidr_find(l, p, &c);
 
-		if (o->family != c.family || o->plen != c.plen || memcmp(o->addr, c.addr, 16) != 0)
-			continue;
-		if (o->action == action)
+		if (o && o->action == action)
 			return; /* the same prefix twice in one list: nothing changes */
-		lerr(l, l->line,
-		     "%s: %s is also in %s at line %u; a prefix can be only one of them", key,
-		     policy_cidr_format(&c, buf),
-		     o->action == EGRESS_CIDR_ALLOW ? "AllowCIDR=" : "DenyCIDR=", o->line);
+		if (o) {
+			lerr(l, l->line,
+			     "%s: %s is also in %s at line %u; a prefix can be only one of them",
+			     key, policy_cidr_format(&c, buf),
+			     o->action == EGRESS_CIDR_ALLOW ? "AllowCIDR=" : "DenyCIDR=", o->line);
+			return;
+		}
+	}
+	if (l->ncidrs_total >= CONFIG_MAX_CIDRS) {
+		if (!l->over_cidrs)
+			lerr(l, l->line,
+			     "%s: more than %d CIDR prefixes in the configuration (the size of the BPF map 'cidr')",
+			     key, CONFIG_MAX_CIDRS);
+		l->over_cidrs = true;
 		return;
 	}
-	nc = realloc(p->cidrs, (p->ncidrs + 1) * sizeof(*nc));
-	if (!nc) {
+	if (p->ncidrs % 64 == 0) {
+		nc = realloc(p->cidrs, (p->ncidrs + 64) * sizeof(*nc));
+		if (!nc) {
+			oom(l);
+			return;
+		}
+		p->cidrs = nc;
+	}
+	p->cidrs[p->ncidrs] = c;
+	if (cidr_index(l, p, p->ncidrs) < 0) {
 		oom(l);
 		return;
 	}
-	p->cidrs = nc;
-	nc[p->ncidrs++] = c;
+	p->ncidrs++;
+	l->ncidrs_total++;
 }
 
 static void add_country(struct loader *l, struct policy *p, const char *t)
@@ -1130,8 +1265,11 @@ static void policy_key(struct loader *l, const struct key_def *k, const char *v,
 		switch (k->id) {
 		case K_CGROUP: {
 			bool is_oom = false;
-			char *c = cgroup_normalize(t, err, sizeof(err), &is_oom);
+			char *c;
 
+			if (!cgroup_slot(l, "Cgroup"))
+				break;
+			c = cgroup_normalize(t, err, sizeof(err), &is_oom);
 			if (!c) {
 				if (is_oom)
 					oom(l);
@@ -1143,12 +1281,16 @@ static void policy_key(struct loader *l, const struct key_def *k, const char *v,
 			    0) {
 				free(c);
 				oom(l);
+				break;
 			}
+			l->ncgroups_total++;
 			break;
 		}
 		case K_UNIT: {
 			char *u;
 
+			if (!cgroup_slot(l, "Unit"))
+				break;
 			if (!valid_unit(t)) {
 				lerr(l, l->line,
 				     "Unit: '%s' is not a valid unit name (e.g. nginx.service)", t);
@@ -1158,7 +1300,10 @@ static void policy_key(struct loader *l, const struct key_def *k, const char *v,
 			if (u && strv_push(&p->units, &p->unit_lines, &p->nunits, u, l->line) < 0) {
 				free(u);
 				oom(l);
+				break;
 			}
+			if (u)
+				l->ncgroups_total++;
 			break;
 		}
 		case K_ALLOWREGION:
@@ -1196,8 +1341,21 @@ static void policy_finish(struct loader *l)
 
 static void policy_start(struct loader *l)
 {
-	struct policy *np = realloc(l->c.policies, (l->c.npolicies + 1) * sizeof(*np));
+	struct policy *np;
 
+	free(l->cidr_slots);
+	l->cidr_slots = NULL;
+	l->cidr_nslots = 0;
+	if (l->c.npolicies >= CONFIG_MAX_POLICIES) {
+		if (!l->over_policies)
+			lerr(l, l->line,
+			     "more than %d policies in the configuration (the size of the BPF map 'policies')",
+			     CONFIG_MAX_POLICIES);
+		l->over_policies = true;
+		l->sec = SEC_BAD;
+		return;
+	}
+	np = realloc(l->c.policies, (l->c.npolicies + 1) * sizeof(*np));
 	if (!np) {
 		oom(l);
 		l->sec = SEC_BAD;
@@ -1357,8 +1515,9 @@ static bool valid_name_char(char c, bool section)
 static char *read_line(char *str, int num, void *stream)
 {
 	struct loader *l = stream;
-	ssize_t n;
-	size_t len;
+	size_t len = 0;
+	bool got = false, has_nul = false;
+	int last = 0;
 	char *s, *e, *eq;
 
 	if (num < CONFIG_MAX_NAME + 4) {
@@ -1366,9 +1525,42 @@ static char *read_line(char *str, int num, void *stream)
 		l->hard = l->hard ?: -ENOBUFS;
 		return NULL;
 	}
+	if (l->over_total)
+		return NULL;
+	if (!l->buf) {
+		l->cap = CONFIG_MAX_LINE + 2; /* the longest line allowed, its '\r' */
+		l->buf = malloc(l->cap);
+		if (!l->buf) {
+			oom(l);
+			return NULL;
+		}
+	}
+	/* Read one line byte by byte, keeping at most cap bytes of it but counting all of them, so
+	 * that neither a huge line nor an endless file (Regions=/dev/zero) is ever held in memory. */
 	errno = 0;
-	n = getline(&l->buf, &l->cap, l->f);
-	if (n < 0) {
+	for (;;) {
+		int ch = getc_unlocked(l->f);
+
+		if (ch == EOF)
+			break;
+		got = true;
+		if (++l->total_bytes > CONFIG_MAX_TOTAL_BYTES) {
+			lerr(l, l->line + 1,
+			     "the configuration is larger than the limit of %d bytes (all files together); not read further",
+			     CONFIG_MAX_TOTAL_BYTES);
+			l->over_total = true;
+			return NULL;
+		}
+		if (ch == '\n')
+			break;
+		if (ch == 0)
+			has_nul = true;
+		if (len < l->cap)
+			l->buf[len] = (char)ch;
+		len++;
+		last = ch;
+	}
+	if (!got) {
 		if (ferror(l->f)) {
 			int r = errno ? -errno : -EIO;
 
@@ -1382,12 +1574,9 @@ static char *read_line(char *str, int num, void *stream)
 	str[0] = '\n';
 	str[1] = 0;
 
-	len = (size_t)n;
-	if (len > 0 && l->buf[len - 1] == '\n')
+	if (last == '\r')
 		len--;
-	if (len > 0 && l->buf[len - 1] == '\r')
-		len--;
-	if (memchr(l->buf, 0, len)) {
+	if (has_nul) {
 		lerr(l, l->line, "line contains a NUL byte");
 		return str;
 	}
@@ -1610,6 +1799,15 @@ static void load_policy_dir(struct loader *l, const char *main_path)
 			free(p);
 			continue;
 		}
+		if (n >= CONFIG_MAX_POLICY_FILES) {
+			free(p);
+			l->file = main_path;
+			lerr(l, l->poldir_given ? l->daemon_lines[K_POLDIR] : 0,
+			     "PolicyDirectory: %s has more than %d policy files (*.conf); none was read",
+			     l->c.policy_dir, CONFIG_MAX_POLICY_FILES);
+			l->over_files = true;
+			break;
+		}
 		if (strv_push(&names, NULL, &n, p, 0) < 0) {
 			free(p);
 			oom(l);
@@ -1619,7 +1817,7 @@ static void load_policy_dir(struct loader *l, const char *main_path)
 	closedir(d);
 	if (n > 1)
 		qsort(names, n, sizeof(*names), cmp_str);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !l->over_files; i++) {
 		int r = parse_file(l, names[i], KIND_POLICY);
 
 		if (r < 0 && !l->hard)
@@ -1689,7 +1887,9 @@ int config_load(const char *path, struct config *ret, struct diag *errors)
 	}
 	if (l.hard != -ENOMEM)
 		load_policy_dir(&l, path);
-	if (l.hard != -ENOMEM)
+	/* The pairwise checks only within the limits (their cost grows with the square). */
+	if (l.hard != -ENOMEM && !l.over_total && !l.over_policies && !l.over_cgroups &&
+	    !l.over_files)
 		check_policies(&l);
 
 	if (l.hard)
@@ -1706,6 +1906,7 @@ out:
 	diag_move(errors, &l.errors);
 	config_free(&l.c);
 	free(l.buf);
+	free(l.cidr_slots);
 	free(dir);
 	return r;
 }

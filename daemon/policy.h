@@ -67,6 +67,7 @@ struct config {
 	char *regions_path; /* Regions= (default: DATADIR/regions.conf) */
 	char *metrics_listen; /* MetricsListen= "ADDR:PORT" for a TCP /metrics listener, "" = off */
 	int on_exit_detach; /* OnExit=detach -> 1, keep -> 0 */
+	uint32_t events_ring_bytes; /* EventsRingBytes= (bytes, power of two), 0 = default */
 	struct region *regions;
 	size_t nregions;
 	struct policy *policies; /* in file order (lexical file order, then section order) */
@@ -92,6 +93,20 @@ struct config {
 int config_load(const char *path, struct config *ret, struct diag *errors);
 #define CONFIG_MAX_LINE 4096 /* bytes per line, without the line end */
 #define CONFIG_MAX_NAME 64 /* bytes in a policy, region, key or section name */
+/* Limits of one configuration (all files together), each reported once as "FILE:LINE: ..." at
+ * the line that exceeds it; documented in egressd.conf(5), LIMITS. The first three are the sizes
+ * of the BPF maps that hold them (bpf/egress.bpf.c). */
+#define CONFIG_MAX_POLICIES 4096 /* [Policy] sections: map "policies" */
+#define CONFIG_MAX_CGROUPS 16384 /* Cgroup= and Unit= values of all policies: map "cgroup_policy" */
+#define CONFIG_MAX_CIDRS 65536 /* distinct AllowCIDR=/DenyCIDR= prefixes of all policies: map "cidr" */
+#define CONFIG_MAX_REGIONS 1024 /* region groups in the regions file */
+#define CONFIG_MAX_POLICY_FILES 4096 /* *.conf files in the policy directory */
+#define CONFIG_MAX_GEO_FILES 64 /* GeoDatabase= files */
+#define CONFIG_MAX_TOTAL_BYTES (16 << 20) /* bytes of all files read (main, regions, policies) */
+/* EventsRingBytes= (the ring buffer of deny events): a power of two in this range; 0 (unset) =
+ * the default of bpf/egress.bpf.c (1 MiB). */
+#define CONFIG_EVENTS_RING_MIN 4096
+#define CONFIG_EVENTS_RING_MAX (256U << 20)
 
 /* Free everything c owns and zero it; c may be zeroed or partly filled. */
 void config_free(struct config *c);

@@ -4,11 +4,8 @@
  * The first input byte picks which file the rest becomes: 0 the main file, 1 a policy file,
  * 2 the regions file (the other two are small valid files).
  *
- * Build and run (from the source tree):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -DEGRESSD_DATADIR='"/nonexistent"' -Iinclude -Idaemon tests/fuzz/fuzz_policy.c \
- *     daemon/policy.c daemon/diag.c -linih -o build/fuzz_policy
- *   build/fuzz_policy -max_total_time=60 -max_len=4096
+ * Seeds (tests/fuzz/mkcorpus.sh): the configurations of tests/data/config and data, data/regions.conf,
+ * each with its selector byte. Built and run by `make fuzz` (tests/fuzz/fuzz.mk).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +17,19 @@
 #include "policy.h"
 
 static char dir[64];
+
+static void cleanup(void)
+{
+	static const char *const names[] = { "egressd.conf", "policies.d/a.conf", "regions.conf",
+					     "policies.d" };
+	char p[256];
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+		remove(p);
+	}
+	rmdir(dir);
+}
 
 static void put(const char *name, const uint8_t *data, size_t len)
 {
@@ -54,6 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(pd, sizeof(pd), "%s/policies.d", dir);
 		if (mkdir(pd, 0755) < 0)
 			abort();
+		atexit(cleanup);
 	}
 	if (size < 1)
 		return 0;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -1015,6 +1016,56 @@ static void test_gzip_corrupt(void **state)
 	free(p);
 }
 
+/* A 10 GiB gzip bomb at the real limit: 10240 gzip members of 1 MiB of zeros each (gzip
+ * concatenation, RFC 1952 2.2), ~10 MB on disk. The load stops one byte past GEO_MAX_FILE_BYTES
+ * of output and reports the limit; it never inflates (or allocates) the 10 GiB. */
+static void test_gzip_bomb_10g(void **state)
+{
+	size_t mib = 1 << 20, mlen;
+	char *zeros = calloc(1, mib), *m, *p, *member, ex[300];
+	const char *exs[] = { ex };
+	struct diag e = { 0 };
+	struct geo_db db, before;
+	struct timespec t0, t1;
+	FILE *f;
+
+	assert_non_null(zeros);
+	m = write_tmp_gz("member.gz", zeros, mib);
+	f = fopen(m, "rb");
+	assert_non_null(f);
+	member = malloc(65536);
+	assert_non_null(member);
+	mlen = fread(member, 1, 65536, f);
+	fclose(f);
+	assert_true(mlen > 18 && mlen < 65536);
+	p = tmpfile_path("bomb-10g.gz");
+	f = fopen(p, "wb");
+	assert_non_null(f);
+	for (int i = 0; i < 10240; i++)
+		assert_int_equal(fwrite(member, 1, mlen, f), mlen);
+	assert_int_equal(fclose(f), 0);
+
+	memset(&db, 0x77, sizeof(db));
+	before = db;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(load(p, &db, &e, NULL), -EFBIG);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_memory_equal(&db, &before, sizeof(db));
+	snprintf(ex, sizeof(ex), "%s: decompressed size exceeds the limit of %llu bytes", p,
+		 (unsigned long long)GEO_MAX_FILE_BYTES);
+	diag_is(&e, exs, 1);
+	assert_int_equal(GEO_MAX_FILE_BYTES, 536870912ULL);
+	print_message("10 GiB gzip bomb (%zu bytes on disk) refused in %.2f s\n", 10240 * mlen,
+		      (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	diag_free(&e);
+	unlink(p);
+	unlink(m);
+	free(member);
+	free(zeros);
+	free(m);
+	free(p);
+}
+
 static void test_gzip_bomb(void **state)
 {
 	size_t big = 4 << 20;
@@ -1460,6 +1511,7 @@ int main(void)
 		cmocka_unit_test(test_gzip),
 		cmocka_unit_test(test_gzip_corrupt),
 		cmocka_unit_test(test_gzip_bomb),
+		cmocka_unit_test(test_gzip_bomb_10g),
 		cmocka_unit_test(test_mmdb_v6_aliased),
 		cmocka_unit_test(test_mmdb_v4),
 		cmocka_unit_test(test_mmdb_country_code),

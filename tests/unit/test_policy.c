@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -676,6 +677,284 @@ static void test_long_line(void **state)
 	free(text);
 }
 
+/* ---- limits (policy.h, egressd.conf(5) LIMITS) ------------------------------------------------ */
+
+/* A growing text buffer for generated configurations. */
+struct text {
+	char *s;
+	size_t n, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	for (;;) {
+		va_start(ap, fmt);
+		k = vsnprintf(t->s ? t->s + t->n : NULL, t->s ? t->cap - t->n : 0, fmt, ap);
+		va_end(ap);
+		assert_true(k >= 0);
+		if (t->s && t->n + (size_t)k < t->cap)
+			break;
+		t->cap = (t->cap + (size_t)k + 1) * 2;
+		t->s = realloc(t->s, t->cap);
+		assert_non_null(t->s);
+	}
+	t->n += (size_t)k;
+}
+
+/* Load the tree NAME made of main (NULL: default), regions (NULL: the source tree's) and one
+ * policy file a.conf (NULL: none); expect rc and exactly the messages expect[] ({D}, {P}
+ * expanded). */
+static void expect_load(const char *name, const char *main, const char *regions,
+			const char *policy, int rc, const char *const *expect, size_t nexp)
+{
+	struct config c = {};
+	struct diag d = {};
+	char dir[256], path[512], want[1024];
+	struct pfile files[] = { { "a.conf", policy }, {} };
+	int r;
+
+	make_tree(name, main, regions, policy ? files : NULL, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/egressd.conf", dir);
+	r = config_load(path, &c, &d);
+	if (r != rc || d.n != nexp) {
+		fprintf(stderr, "case %s: r=%d, %zu messages (want %d, %zu)\n", name, r, d.n, rc,
+			nexp);
+		print_diag(&d);
+	}
+	assert_int_equal(r, rc);
+	assert_int_equal(d.n, nexp);
+	for (size_t i = 0; i < nexp; i++) {
+		expand(expect[i], dir, want, sizeof(want));
+		assert_string_equal(d.msgs[i], want);
+	}
+	if (r == 0)
+		config_free(&c);
+	diag_free(&d);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* 100,000 policies in one file: the 4097th section is refused (once), the load stays fast. */
+static void test_limit_policies(void **state)
+{
+	struct text t = {};
+	char want[200];
+	const char *exp[] = { want };
+	double t0;
+
+	for (int i = 0; i < 100000; i++)
+		text_add(&t, "[Policy]\nName=p%d\nCgroup=cg/%d\n", i, i);
+	snprintf(want, sizeof(want),
+		 "{P}/a.conf:%d: more than 4096 policies in the configuration (the size of the BPF map 'policies')",
+		 4096 * 3 + 1);
+	t0 = now_s();
+	expect_load("limit-policies", NULL, NULL, t.s, -EINVAL, exp, 1);
+	print_message("100000 policies refused in %.2f s\n", now_s() - t0);
+	free(t.s);
+
+	/* exactly 4096 policies with 16384 cgroups is accepted (pairwise checks included) */
+	t = (struct text){};
+	for (int i = 0; i < CONFIG_MAX_POLICIES; i++)
+		text_add(&t, "[Policy]\nName=p%d\nCgroup=cg/%d cg/%d/a cg/%d/b cg/%d/c\n", i, i, i,
+			 i, i);
+	t0 = now_s();
+	expect_load("limit-policies-ok", NULL, NULL, t.s, 0, NULL, 0);
+	print_message("4096 policies with 16384 cgroups loaded in %.2f s\n", now_s() - t0);
+	free(t.s);
+}
+
+/* Cgroup= and Unit= values share the cgroup_policy map: the 16385th is refused (once). */
+static void test_limit_cgroups(void **state)
+{
+	struct text t = {};
+	const char *exp[] = {
+		"{P}/a.conf:16385: Unit: more than 16384 cgroups and units in the configuration (the size of the BPF map 'cgroup_policy')"
+	};
+
+	text_add(&t, "[Policy]\nName=p\n");
+	for (int i = 0; i < 16382; i++) /* lines 3 .. 16384: 16382 cgroups */
+		text_add(&t, "Cgroup=a.slice/c%d.scope\n", i);
+	text_add(&t, "Unit=x.service y.service z.service\nCgroup=b.slice c.slice\n");
+	expect_load("limit-cgroups", NULL, NULL, t.s, -EINVAL, exp, 1);
+	free(t.s);
+}
+
+/* 65536 distinct prefixes fit (in one policy, in linear time); the 65537th is refused (once);
+ * duplicates do not count and conflicts are still found. */
+static void test_limit_cidrs(void **state)
+{
+	struct text t = {};
+	const char *exp[] = {
+		"{P}/a.conf:65539: DenyCIDR: more than 65536 CIDR prefixes in the configuration (the size of the BPF map 'cidr')",
+		"{P}/a.conf:65541: AllowCIDR: 10.0.0.7/32 is also in DenyCIDR= at line 11; a prefix can be only one of them",
+	};
+	double t0;
+
+	text_add(&t, "[Policy]\nName=p\nCgroup=a.slice\n");
+	for (int i = 0; i < 65535; i++) /* lines 4 .. 65538 */
+		text_add(&t, "DenyCIDR=10.%d.%d.%d/32\n", i >> 16, (i >> 8) & 255, i & 255);
+	text_add(&t, "DenyCIDR=10.0.0.1 fd00::/8 fd01::/16\n"); /* a duplicate, 65536th, 65537th */
+	text_add(&t, "DenyCIDR=10.0.0.2/32\n"); /* a duplicate: not counted, not refused */
+	text_add(&t, "AllowCIDR=10.0.0.7/32\n");
+	t0 = now_s();
+	expect_load("limit-cidrs", NULL, NULL, t.s, -EINVAL, exp, 2);
+	print_message("65537 CIDR prefixes in one policy checked in %.2f s\n", now_s() - t0);
+	free(t.s);
+}
+
+/* More than 1024 region groups; more than 64 GeoDatabase= files. */
+static void test_limit_regions_geo(void **state)
+{
+	struct text t = {}, m = {};
+	const char *exp[] = { "{D}/regions.conf:4097: more than 1024 region groups" };
+	const char *exp_geo[] = { "{D}/egressd.conf:3: GeoDatabase: more than 64 files" };
+
+	for (int i = 0; i < 1100; i++)
+		text_add(&t, "[Group%d]\nSource=s\nAsOf=2024-01-01\nCountries=DE\n", i);
+	expect_load("limit-regions", "[Daemon]\nRegions=regions.conf\n", t.s, POL, -EINVAL, exp,
+		    1);
+	free(t.s);
+
+	text_add(&m, "[Daemon]\nRegions=" REGIONS "\nGeoDatabase=");
+	for (int i = 0; i < 65; i++)
+		text_add(&m, " g%d.csv", i);
+	text_add(&m, "\n");
+	expect_load("limit-geo", m.s, NULL, POL, -EINVAL, exp_geo, 1);
+	free(m.s);
+}
+
+/* All files together may not exceed 16 MiB: a huge main file, and Regions=/dev/zero (an endless
+ * file without line ends: never held in memory, stopped at the limit). A 1 MiB line fails with
+ * CONFIG_MAX_LINE. */
+static void test_limit_total(void **state)
+{
+	struct text t = {};
+	char *line;
+	char big[300];
+	const char *exp_big[] = { big };
+	const char *exp_zero[] = {
+		"/dev/zero:1: the configuration is larger than the limit of 16777216 bytes (all files together); not read further"
+	};
+	const char *exp_line[] = {
+		"{P}/a.conf:4: line is 1048576 bytes long, more than the limit of 4096; split the value over several lines of the same key"
+	};
+
+	/* 63-byte comment lines + "\n" = 64 bytes after the 2 header lines: byte 16777217 is on
+	 * line 2 + ceil((16777217 - header bytes) / 64) */
+	text_add(&t, "[Daemon]\nRegions=" REGIONS "\n");
+	snprintf(big, sizeof(big),
+		 "{D}/egressd.conf:%zu: the configuration is larger than the limit of 16777216 bytes (all files together); not read further",
+		 2 + (16777217 - t.n + 63) / 64);
+	line = malloc(64);
+	assert_non_null(line);
+	memset(line, '#', 63);
+	line[63] = 0;
+	for (int i = 0; i < 262144; i++)
+		text_add(&t, "%s\n", line);
+	free(line);
+	expect_load("limit-total", t.s, NULL, POL, -EINVAL, exp_big, 1);
+	free(t.s);
+
+	expect_load("limit-dev-zero", "[Daemon]\nRegions=/dev/zero\n", NULL, POL, -EINVAL,
+		    exp_zero, 1);
+
+	t = (struct text){};
+	text_add(&t, POL "AllowCIDR=");
+	line = malloc((1 << 20) + 1);
+	assert_non_null(line);
+	memset(line, '1', 1 << 20);
+	line[(1 << 20) - strlen("AllowCIDR=")] = 0;
+	text_add(&t, "%s\nAllowCountry=DE\n", line);
+	free(line);
+	expect_load("limit-line", NULL, NULL, t.s, -EINVAL, exp_line, 1);
+	free(t.s);
+}
+
+/* More than 4096 policy files: reported once, none is read. */
+static void test_limit_files(void **state)
+{
+	char dir[256], path[600], want[800];
+	struct config c = {};
+	struct diag d = {};
+	int r;
+
+	make_tree("limit-files", NULL, NULL, NULL, dir, sizeof(dir));
+	for (int i = 0; i <= CONFIG_MAX_POLICY_FILES; i++) {
+		char name[32], content[80];
+
+		snprintf(name, sizeof(name), "p%05d.conf", i);
+		snprintf(content, sizeof(content), "[Policy]\nName=p%d\nCgroup=c%d.slice\n", i, i);
+		snprintf(path, sizeof(path), "%s/policies.d", dir);
+		write_file(path, name, content);
+	}
+	snprintf(path, sizeof(path), "%s/egressd.conf", dir);
+	r = config_load(path, &c, &d);
+	print_diag(&d);
+	assert_int_equal(r, -EINVAL);
+	assert_int_equal(d.n, 1);
+	snprintf(want, sizeof(want),
+		 "%s/egressd.conf: PolicyDirectory: %s/policies.d has more than 4096 policy files (*.conf); none was read",
+		 dir, dir);
+	assert_string_equal(d.msgs[0], want);
+	diag_free(&d);
+}
+
+/* EventsRingBytes=: a power of two from 4096 to 256 MiB, K and M suffixes; unset = 0. */
+static void test_events_ring_bytes(void **state)
+{
+	static const struct {
+		const char *v;
+		uint32_t want; /* 0: invalid */
+	} cases[] = {
+		{ "4096", 4096 },    { "64K", 65536 }, { "1M", 1 << 20 }, { "256M", 256U << 20 },
+		{ "2048", 0 },	     { "65535", 0 },   { "512M", 0 },	  { "-4096", 0 },
+		{ "4096 ", 4096 }, /* trailing white space is not part of a value */
+		{ "4k", 0 },	     { "1MB", 0 },     { "0x1000", 0 },	  { "99999999999999999999", 0 },
+		{ "18014398509481984M", 0 },
+	};
+	char main[256], want[700], name[64];
+	struct config c = {};
+	struct diag d = {};
+
+	expect_load("ring-default", NULL, NULL, POL, 0, NULL, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char dir[256], path[512];
+		int r;
+
+		snprintf(name, sizeof(name), "ring-%zu", i);
+		snprintf(main, sizeof(main), "[Daemon]\nRegions=" REGIONS "\nEventsRingBytes=%s\n",
+			 cases[i].v);
+		make_tree(name, main, NULL, (const struct pfile[]){ { "a.conf", POL }, {} }, dir,
+			  sizeof(dir));
+		snprintf(path, sizeof(path), "%s/egressd.conf", dir);
+		r = config_load(path, &c, &d);
+		if (cases[i].want) {
+			print_diag(&d);
+			assert_int_equal(r, 0);
+			assert_int_equal(c.events_ring_bytes, cases[i].want);
+			config_free(&c);
+		} else {
+			assert_int_equal(r, -EINVAL);
+			assert_int_equal(d.n, 1);
+			snprintf(want, sizeof(want),
+				 "%s/egressd.conf:3: EventsRingBytes: '%s' is not a power of two from 4096 to 268435456 bytes (K and M suffixes allowed)",
+				 dir, cases[i].v);
+			assert_string_equal(d.msgs[0], want);
+		}
+		diag_free(&d);
+	}
+}
+
 /* PinPath= empty switches pinning off (the daemon then pins nothing); other paths may not be empty. */
 static void test_pinpath_empty(void **state)
 {
@@ -1020,6 +1299,13 @@ int main(void)
 		cmocka_unit_test(test_regions_coverage),
 		cmocka_unit_test(test_helpers),
 		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_limit_policies),
+		cmocka_unit_test(test_limit_cgroups),
+		cmocka_unit_test(test_limit_cidrs),
+		cmocka_unit_test(test_limit_regions_geo),
+		cmocka_unit_test(test_limit_total),
+		cmocka_unit_test(test_limit_files),
+		cmocka_unit_test(test_events_ring_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
