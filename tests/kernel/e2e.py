@@ -225,7 +225,8 @@ def probe(env, cg_rel, *args, lo=()):
     cg = os.path.join(env.cgmount, cg_rel)
     script = 'echo $$ > "$1/cgroup.procs" && ip link set lo up || exit 1; shift; '
     for a in lo:
-        script += 'ip addr add %s dev lo || exit 1; ' % a
+        # nodad: an IPv6 address must be usable at once (no tentative state)
+        script += 'ip addr add %s dev lo%s || exit 1; ' % (a, " nodad" if ":" in a else "")
     script += 'exec "$@"'
     r = subprocess.run(["unshare", "--net", "sh", "-c", script, "sh", cg, SOCKPROBE] + [str(a) for a in args],
                        capture_output=True, text=True, timeout=60)

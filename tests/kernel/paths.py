@@ -50,7 +50,8 @@ def probe(env, cg_rel, *args, setup=()):
     script = ('echo $$ > "$1/cgroup.procs" && ip link set lo up mtu 1500 && '
               'sysctl -q -w net.ipv4.ping_group_range="0 2147483647" net.ipv4.tcp_fastopen=3 || exit 1; ')
     for a in LO:
-        script += 'ip addr add %s dev lo || exit 1; ' % a
+        # nodad: an IPv6 address must be usable at once (no tentative state)
+        script += 'ip addr add %s dev lo%s || exit 1; ' % (a, " nodad" if ":" in a else "")
     for s in setup:
         script += s + ' || exit 1; '
     script += 'shift; exec "$@"'
