@@ -458,6 +458,12 @@ int egress_connect4(struct bpf_sock_addr *ctx)
 {
 	struct dest d;
 
+#ifdef EGRESS_TEST_VERIFIER_REJECT
+	/* Only in the build of tests/system/failmodes.py (BPF_EXTRA_CFLAGS): a load through a
+	 * scalar, which the verifier must reject, to prove egressd then refuses to start. */
+	if (*(volatile __u32 *)(long)ctx->user_ip4)
+		return 0;
+#endif
 	dest4(ctx, &d);
 	return decide(ctx, &d, EGRESS_HOOK_CONNECT4);
 }

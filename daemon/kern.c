@@ -52,6 +52,7 @@ struct kern {
 
 static void (*log_fn)(int level, const char *line);
 static char last_warning[256]; /* last LIBBPF_WARN line, for the one-line load error */
+static char verifier_error[256]; /* the verifier's reason: last log line before "processed N insns" */
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -60,7 +61,20 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		if (level == LIBBPF_WARN)
+		static int in_log;
+		static char prev[256];
+
+		if (strstr(line, "-- BEGIN PROG LOAD LOG --")) {
+			in_log = 1;
+			prev[0] = '\0';
+		} else if (strstr(line, "-- END PROG LOAD LOG --")) {
+			in_log = 0;
+			if (prev[0])
+				snprintf(verifier_error, sizeof(verifier_error), "%s", prev);
+		} else if (in_log && strncmp(line, "processed ", 10) != 0 && strncmp(line, "verification time", 17) != 0) {
+			snprintf(prev, sizeof(prev), "%s", line);
+		}
+		if (level == LIBBPF_WARN && !in_log && !strstr(line, "PROG LOAD LOG"))
 			snprintf(last_warning, sizeof(last_warning), "%s", line);
 		if (log_fn)
 			log_fn(lvl, line);
@@ -183,6 +197,7 @@ int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const ch
 
 	libbpf_set_print(libbpf_print);
 	last_warning[0] = '\0';
+	verifier_error[0] = '\0';
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
@@ -240,9 +255,10 @@ int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const ch
 	r = egress__load(k->skel);
 	if (r < 0) {
 		r = r == -1 ? -errno : r;
-		diag_add(errors, "BPF: loading the programs failed: %s (errno %d)%s%s",
-			 strerror(-r), -r, last_warning[0] ? "; last libbpf message: " : "",
-			 last_warning);
+		diag_add(errors, "BPF: loading the programs failed: %s (errno %d)%s%s%s%s", strerror(-r), -r,
+			 verifier_error[0] ? "; verifier: " : "", verifier_error,
+			 last_warning[0] && !verifier_error[0] ? "; last libbpf message: " : "",
+			 verifier_error[0] ? "" : last_warning);
 		goto fail;
 	}
 	k->rb = ring_buffer__new(bpf_map__fd(k->skel->maps.events), ringbuf_handler, k, NULL);

@@ -71,6 +71,37 @@ def main():
             except Exception as e:  # noqa: BLE001
                 failed += 1
                 print("FAILED %s: %s" % (name, e if isinstance(e, Failure) else traceback.format_exc()), flush=True)
+        # A program the verifier rejects (a build with a deliberate invalid load).
+        try:
+            bdir = os.path.join(e2e.ROOT, "build-reject")
+            b = subprocess.run(["make", "-C", e2e.ROOT, "BUILD=build-reject",
+                                "BPF_EXTRA_CFLAGS=-DEGRESS_TEST_VERIFIER_REJECT", "build-reject/egressd"],
+                               capture_output=True, text=True, timeout=600)
+            check(b.returncode == 0, b.stdout[-2000:] + b.stderr[-2000:])
+            cg = env.cgroup("verifier")
+            d = env.daemon("verifier", e2e.TEST_GEO, [policy("v", cg, "enforce", "DE")])
+            ns = NotifySocket(os.path.join(env.tmp, "verifier.notify"))
+            try:
+                r = subprocess.run([os.path.join(bdir, "egressd"), "--config", d.conf],
+                                   env=dict(os.environ, NOTIFY_SOCKET=ns.path), capture_output=True, text=True,
+                                   timeout=60)
+            finally:
+                ns.close()
+            check(r.returncode == 1, "exit %d:\n%s" % (r.returncode, r.stderr[-3000:]))
+            line = [l for l in r.stderr.splitlines() if "loading the programs failed" in l]
+            check(line and "errno" in line[0], r.stderr[-3000:])
+            check("READY=1" not in ns.lines(), ns.lines())
+            check("verifier: " in line[0] and "invalid mem access" in line[0],
+                  "the verifier's reason is not in the error line:\n" + r.stderr[-3000:])
+            print("   verifier: " + line[0])
+            passed += 1
+            print("ok     verifier rejection: no start, one clear line with the errno", flush=True)
+        except Exception as e:  # noqa: BLE001
+            failed += 1
+            print("FAILED verifier rejection: %s" % (e if isinstance(e, Failure) else traceback.format_exc()),
+                  flush=True)
+        finally:
+            subprocess.run(["rm", "-rf", os.path.join(e2e.ROOT, "build-reject")])
         # Monitor-only without bpffs: runs, unpinned, and says so.
         try:
             cg = env.cgroup("monnobpffs")
