@@ -11,6 +11,8 @@ pkgs=(
 	# tests/kernel/sockprobe: io_uring connect and sendmsg paths
 	liburing-dev
 	iproute2 util-linux procps curl python3 mmdb-bin mandoc groff-base man-db
+	# tests/system/test_schemas.sh: replies validated against the schemas of docs/api.md
+	python3-jsonschema
 	# tests of the service: systemd-socket-activate, systemd-journald, journalctl, systemd-analyze
 	systemd
 	# packages: make deb (dpkg-buildpackage, dh), make lintian
