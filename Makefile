@@ -77,7 +77,7 @@ BINS       := $(BUILD)/egressd $(BUILD)/egressctl
 # INSTALL_HOOKS / UNINSTALL_HOOKS (phony targets run by install / uninstall).
 INSTALL_HOOKS :=
 UNINSTALL_HOOKS :=
--include $(wildcard tests/*/*.mk docs/*.mk systemd/*.mk packaging/*.mk)
+-include $(wildcard tests/*/*.mk docs/*.mk systemd/*.mk packaging/*.mk bench/*.mk)
 
 .PHONY: all bench check check-unit check-kernel unit demo install uninstall clean help data
 
@@ -90,7 +90,8 @@ help:
 	@echo '  check-unit    unit tests only (add SAN=1 for sanitizers)'
 	@echo '  check-kernel  kernel integration tests only (root)'
 	@echo '  demo          run the demo on the embedded world data (root)'
-	@echo '  bench         measure ns per program run (bpf_stats) with the world table (root)'
+	@echo '  bench         benchmark suite, one table (root; bench/README.md): lookup vs LPM trie,'
+	@echo '                connect/sendto rates vs nftables, reload, /metrics, events'
 	@echo '  install       install under DESTDIR/PREFIX (PREFIX=$(PREFIX))'
 	@echo '  uninstall     remove what install put there'
 	@echo '  clean         remove build directories'
@@ -100,7 +101,7 @@ help:
 	@echo 'Variables: V=1 (show commands), SAN=1 (sanitizers), PREFIX, DESTDIR, BUILD'
 
 # ---- BPF ----------------------------------------------------------------------------------------
-$(BUILD)/%.tmp.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h) include/egress_abi.h | $(BUILD)
+$(BUILD)/%.tmp.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.bpf.h) $(wildcard include/*.h) | $(BUILD)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -116,7 +117,7 @@ $(BUILD)/%.skel.h: $(BUILD)/%.bpf.o
 $(BUILD) $(BUILD)/obj $(BUILD)/tests:
 	$(Q)mkdir -p $@
 
-$(BUILD)/obj/%.o: daemon/%.c $(wildcard daemon/*.h) include/egress_abi.h | $(BUILD)/obj
+$(BUILD)/obj/%.o: daemon/%.c $(wildcard daemon/*.h) $(wildcard include/*.h) | $(BUILD)/obj
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -173,9 +174,10 @@ $(BUILD)/bench/%: bench/%.c | $(BUILD)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $<
 
-# Benchmarks (root): cost per program run from bpf_stats with the world table loaded.
+# Benchmarks (root): the suite of bench/README.md (lookup cost against an LPM trie, connect and
+# sendto rates against nftables, reload, /metrics, events), one table, results in bench/README.md.
 bench: all $(BENCH_BINS)
-	$(Q)BUILD=$(BUILD) bash bench/prog_cost.sh
+	$(Q)BUILD=$(BUILD) bash bench/run.sh
 
 # ---- install ------------------------------------------------------------------------------------
 install: all

@@ -131,11 +131,67 @@ static uint64_t index_build(uint64_t *idx, const struct partition *p, unsigned s
 	return max_bucket;
 }
 
+#define BLK_MIN_RANGES 4 /* a /16 met by this many ranges or more gets a second-level block */
+#define V4_START(rng, i) ((uint32_t)((rng)[i] >> 32))
+#define V4_CC(rng, i) ((uint32_t)((rng)[i] & EGRESS_TABLE_MULTI))
+
+/* The IPv4 direct index and second-level blocks (egress_abi.h) of the n ranges at rng (valid: range
+ * 0 starts at 0, starts increasing, country ids below 0x3ff). dir: EGRESS_TABLE_DIR_WORDS zeroed
+ * words; blk: zeroed room for the blocks, the first one at word offset blk_off of the image, or
+ * NULL to count only. Returns the number of blocks. */
+static uint64_t dir4_build(const uint64_t *rng, uint64_t n, uint64_t *dir, uint64_t *blk,
+			   uint64_t blk_off)
+{
+	uint64_t nblk = 0, r = 0;
+
+	for (uint32_t h = 0; h < IDX_LAST; h++) {
+		uint64_t a = (uint64_t)h << 16, end = a | 0xffff, k = 1, next, rr;
+		uint64_t *b;
+
+		while (r + 1 < n && V4_START(rng, r + 1) <= a)
+			r++;
+		while (r + k < n && V4_START(rng, r + k) <= end)
+			k++; /* ranges r .. r + k - 1 meet the /16 */
+		if (k == 1) {
+			if (dir)
+				idx_set(dir, h, EGRESS_TABLE_DIR_DIRECT | V4_CC(rng, r));
+			continue;
+		}
+		if (k < BLK_MIN_RANGES)
+			continue; /* entry 0: search idx[h] .. idx[h + 1] */
+		if (dir)
+			idx_set(dir, h,
+				EGRESS_TABLE_DIR_BLOCK |
+					(uint32_t)(blk_off + nblk * EGRESS_TABLE_BLK_WORDS));
+		if (blk) {
+			b = blk + nblk * EGRESS_TABLE_BLK_WORDS;
+			rr = r;
+			for (uint32_t j = 0; j < 256; j++) {
+				uint64_t s24 = a | (uint64_t)j << 8;
+				int one;
+
+				while (rr + 1 < n && V4_START(rng, rr + 1) <= s24)
+					rr++;
+				one = rr + 1 >= n || V4_START(rng, rr + 1) > (s24 | 0xff);
+				idx_set(b, j,
+					(uint32_t)(rr << 10) |
+						(one ? V4_CC(rng, rr) : EGRESS_TABLE_MULTI));
+			}
+			next = r + k - 1; /* the range containing end + 1 (= idx[h + 1]) */
+			if (next + 1 < n && V4_START(rng, next + 1) == end + 1)
+				next++;
+			idx_set(b, 256, (uint32_t)(next << 10) | EGRESS_TABLE_MULTI);
+		}
+		nblk++;
+	}
+	return nblk;
+}
+
 int table_build(const struct geo_db *db, uint64_t generation, struct table_image *ret)
 {
 	struct partition p4 = {}, p6 = {};
-	uint64_t *w = NULL;
-	size_t off_v6_idx, off_v6_rng, off_v6_cc, nwords;
+	uint64_t *w = NULL, *rng4 = NULL, nblk;
+	size_t off_v6_idx, off_v6_rng, off_v6_cc, off_v4_blk, nwords;
 	int r;
 
 	r = partition_build(db->v4, db->n4, (u128)UINT32_MAX, &p4);
@@ -148,7 +204,18 @@ int table_build(const struct geo_db *db, uint64_t generation, struct table_image
 	off_v6_idx = EGRESS_TABLE_V4_RNG + p4.n;
 	off_v6_rng = off_v6_idx + EGRESS_TABLE_IDX_WORDS;
 	off_v6_cc = off_v6_rng + 2 * p6.n;
-	nwords = off_v6_cc + (p6.n + 3) / 4;
+	off_v4_blk = off_v6_cc + (p6.n + 3) / 4;
+
+	/* the IPv4 ranges first: the number of blocks depends on them */
+	rng4 = malloc(p4.n * sizeof(*rng4));
+	if (!rng4) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < p4.n; i++)
+		rng4[i] = ((uint64_t)p4.start[i] << 32) | p4.cc[i];
+	nblk = dir4_build(rng4, p4.n, NULL, NULL, off_v4_blk);
+	nwords = off_v4_blk + nblk * EGRESS_TABLE_BLK_WORDS;
 
 	w = calloc(nwords, sizeof(*w));
 	if (!w) {
@@ -162,6 +229,7 @@ int table_build(const struct geo_db *db, uint64_t generation, struct table_image
 	w[EGRESS_TABLE_HDR_OFF_V6_IDX] = off_v6_idx;
 	w[EGRESS_TABLE_HDR_OFF_V6_RNG] = off_v6_rng;
 	w[EGRESS_TABLE_HDR_OFF_V6_CC] = off_v6_cc;
+	w[EGRESS_TABLE_HDR_V4_BLOCKS] = nblk;
 
 	if (index_build(w + EGRESS_TABLE_V4_IDX, &p4, 16) > (1ULL << EGRESS_TABLE_MAX_STEPS) ||
 	    index_build(w + off_v6_idx, &p6, 112) > (1ULL << EGRESS_TABLE_MAX_STEPS)) {
@@ -169,8 +237,8 @@ int table_build(const struct geo_db *db, uint64_t generation, struct table_image
 		goto out;
 	}
 
-	for (size_t i = 0; i < p4.n; i++)
-		w[EGRESS_TABLE_V4_RNG + i] = ((uint64_t)p4.start[i] << 32) | p4.cc[i];
+	memcpy(w + EGRESS_TABLE_V4_RNG, rng4, p4.n * sizeof(*rng4));
+	dir4_build(rng4, p4.n, w + EGRESS_TABLE_V4_DIR, w + off_v4_blk, off_v4_blk);
 	for (size_t i = 0; i < p6.n; i++) {
 		w[off_v6_rng + 2 * i] = (uint64_t)(p6.start[i] >> 64);
 		w[off_v6_rng + 2 * i + 1] = (uint64_t)p6.start[i];
@@ -182,6 +250,7 @@ int table_build(const struct geo_db *db, uint64_t generation, struct table_image
 	r = 0;
 out:
 	free(w);
+	free(rng4);
 	partition_free(&p4);
 	partition_free(&p6);
 	return r;
@@ -359,11 +428,43 @@ static int verify_family(const uint64_t *w, int family, uint64_t n, uint64_t idx
 	return bad ? -EINVAL : 0;
 }
 
+/* The IPv4 direct index and blocks of img equal those dir4_build computes from its (already
+ * verified) IPv4 ranges. Returns 0 or -EINVAL (one message), -ENOMEM. */
+static int verify_dir4(const struct table_image *img, uint64_t n4, uint64_t blk_off, uint64_t nblk,
+		       struct diag *errors)
+{
+	const uint64_t *w = img->words, *rng = w + EGRESS_TABLE_V4_RNG;
+	uint64_t *dir, *blk, want;
+	int r = 0;
+
+	want = dir4_build(rng, n4, NULL, NULL, blk_off);
+	if (want != nblk) {
+		diag_add(errors, "table: %llu IPv4 blocks, the ranges need %llu",
+			 (unsigned long long)nblk, (unsigned long long)want);
+		return -EINVAL;
+	}
+	dir = calloc(EGRESS_TABLE_DIR_WORDS + nblk * EGRESS_TABLE_BLK_WORDS, sizeof(*dir));
+	if (!dir)
+		return -ENOMEM;
+	blk = dir + EGRESS_TABLE_DIR_WORDS;
+	dir4_build(rng, n4, dir, blk, blk_off);
+	if (memcmp(dir, w + EGRESS_TABLE_V4_DIR, EGRESS_TABLE_DIR_WORDS * sizeof(*dir)) != 0) {
+		diag_add(errors, "table: IPv4 direct index differs from the ranges");
+		r = -EINVAL;
+	}
+	if (memcmp(blk, w + blk_off, nblk * EGRESS_TABLE_BLK_WORDS * sizeof(*blk)) != 0) {
+		diag_add(errors, "table: IPv4 second-level blocks differ from the ranges");
+		r = -EINVAL;
+	}
+	free(dir);
+	return r;
+}
+
 int table_verify(const struct table_image *img, struct diag *errors)
 {
 	struct diag none = {};
 	const uint64_t *w;
-	uint64_t n4, n6, off_idx, off_rng, off_cc;
+	uint64_t n4, n6, off_idx, off_rng, off_cc, nblk;
 	int r = 0;
 
 	if (!errors)
@@ -379,11 +480,12 @@ int table_verify(const struct table_image *img, struct diag *errors)
 	off_idx = w[EGRESS_TABLE_HDR_OFF_V6_IDX];
 	off_rng = w[EGRESS_TABLE_HDR_OFF_V6_RNG];
 	off_cc = w[EGRESS_TABLE_HDR_OFF_V6_CC];
+	nblk = w[EGRESS_TABLE_HDR_V4_BLOCKS];
 	if (w[0] != EGRESS_TABLE_MAGIC) {
 		diag_add(errors, "table: bad magic 0x%016llx", (unsigned long long)w[0]);
 		r = -EINVAL;
 	}
-	for (unsigned i = EGRESS_TABLE_HDR_OFF_V6_CC + 1; i < EGRESS_TABLE_HDR_WORDS; i++)
+	for (unsigned i = EGRESS_TABLE_HDR_V4_BLOCKS + 1; i < EGRESS_TABLE_HDR_WORDS; i++)
 		if (w[i] != 0) {
 			diag_add(errors, "table: reserved header word %u not 0", i);
 			r = -EINVAL;
@@ -400,17 +502,20 @@ int table_verify(const struct table_image *img, struct diag *errors)
 	}
 	/* The counts are bounded above, so these sums cannot overflow. */
 	if (off_idx != EGRESS_TABLE_V4_RNG + n4 || off_rng != off_idx + EGRESS_TABLE_IDX_WORDS ||
-	    off_cc != off_rng + 2 * n6 || img->nwords != off_cc + (n6 + 3) / 4) {
+	    off_cc != off_rng + 2 * n6 || nblk > EGRESS_TABLE_IDX_ENTRIES ||
+	    img->nwords != off_cc + (n6 + 3) / 4 + nblk * EGRESS_TABLE_BLK_WORDS) {
 		diag_add(errors,
-			 "table: offsets idx=%llu rng=%llu cc=%llu or size %zu words do not match "
-			 "n4=%llu n6=%llu",
+			 "table: offsets idx=%llu rng=%llu cc=%llu, %llu IPv4 blocks or size %zu "
+			 "words do not match n4=%llu n6=%llu",
 			 (unsigned long long)off_idx, (unsigned long long)off_rng,
-			 (unsigned long long)off_cc, img->nwords, (unsigned long long)n4,
-			 (unsigned long long)n6);
+			 (unsigned long long)off_cc, (unsigned long long)nblk, img->nwords,
+			 (unsigned long long)n4, (unsigned long long)n6);
 		r = -EINVAL;
 		goto out;
 	}
 	if (verify_family(w, 4, n4, EGRESS_TABLE_V4_IDX, EGRESS_TABLE_V4_RNG, 0, errors) < 0)
+		r = -EINVAL;
+	else if (verify_dir4(img, n4, off_cc + (n6 + 3) / 4, nblk, errors) < 0)
 		r = -EINVAL;
 	if (verify_family(w, 6, n6, off_idx, off_rng, off_cc, errors) < 0)
 		r = -EINVAL;

@@ -19,11 +19,13 @@ struct table_image {
 
 /* Build the image of db for the given generation number. Per family, the spans of db become a
  * partition of the whole address space (gaps become country-0 ranges, range 0 starts at address 0,
- * neighbours of equal country are merged); then the two 65537-entry indexes and the words are laid
- * out as in egress_abi.h. Returns 0 and fills *ret (free with table_image_free), -ENOMEM, -EINVAL
- * when the spans are not sorted and disjoint (or an IPv4 span exceeds 2^32 - 1), or -E2BIG when a
- * family has more than EGRESS_TABLE_MAX_RANGES ranges or a bucket more than
- * 2^EGRESS_TABLE_MAX_STEPS. *ret is untouched on failure. */
+ * neighbours of equal country are merged); then the IPv4 direct index (a country per /16 inside one
+ * range), the IPv4 second-level blocks (a country or a narrowed search per /24, for each /16 met by
+ * at least 4 ranges), the two 65537-entry indexes and the words are laid out as in egress_abi.h.
+ * Returns 0 and fills *ret (free with table_image_free), -ENOMEM, -EINVAL when the spans are not
+ * sorted and disjoint (or an IPv4 span exceeds 2^32 - 1), or -E2BIG when a family has more than
+ * EGRESS_TABLE_MAX_RANGES ranges or a bucket more than 2^EGRESS_TABLE_MAX_STEPS. *ret is untouched
+ * on failure. */
 int table_build(const struct geo_db *db, uint64_t generation, struct table_image *ret);
 
 /* Free the words of img and zero it; NULL and a zeroed image are fine. */
@@ -49,9 +51,10 @@ uint32_t table_max_bucket(const struct table_image *img, int family);
 /* Check the invariants of an image: magic, header (counts, offsets, reserved words 0, total
  * size), range 0 of each family starts at address 0, starts strictly increasing, country ids below
  * EGRESS_COUNTRY_MAX, unused country slots 0, index entry h = the range containing
- * h << (bits - 16), entry 65536 = n - 1, no bucket beyond the search bound. Returns 0, or -EINVAL
- * with one message per kind of problem appended to errors (if not NULL), "table: ...". Linear in
- * the image size (about 1 ms for the world data). */
+ * h << (bits - 16), entry 65536 = n - 1, no bucket beyond the search bound, IPv4 direct index and
+ * blocks equal to those recomputed from the ranges (block count in header word 7). Returns 0, or
+ * -EINVAL with one message per kind of problem appended to errors (if not NULL), "table: ...".
+ * Linear in the image size (about 7 ms for the world data). */
 int table_verify(const struct table_image *img, struct diag *errors);
 
 #endif

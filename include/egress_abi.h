@@ -162,7 +162,14 @@ struct egress_event {
  *  word  4              off_v6_idx (word offset of the IPv6 index)
  *  word  5              off_v6_rng (word offset of the IPv6 ranges)
  *  word  6              off_v6_cc  (word offset of the IPv6 country ids)
- *  word  7..15          reserved, 0
+ *  word  7              v4_blocks: number of IPv4 second-level blocks
+ *  word  8..15          reserved, 0
+ *  EGRESS_TABLE_V4_DIR  IPv4 direct index: 65536 __u32 entries packed two per word (entry 2k in the
+ *                       low half of word k), entry h for the /16 h << 16 .. (h << 16) | 0xffff:
+ *                       EGRESS_TABLE_DIR_BLOCK | word offset of the /16's second-level block;
+ *                       EGRESS_TABLE_DIR_DIRECT | country id, when the whole /16 lies in one range;
+ *                       0: search the ranges idx[h] .. idx[h + 1] (so an all-zero direct index is
+ *                       valid for the lookup: it only makes it slower).
  *  EGRESS_TABLE_V4_IDX  IPv4 index: 65537 __u32 entries packed two per word (entry 2k in the low
  *                       half of word k, 2k+1 in the high half). Entry h (h < 65536) is the number of
  *                       the range that contains address h << 16; entry 65536 is n4 - 1.
@@ -170,15 +177,32 @@ struct egress_event {
  *  off_v6_idx           IPv6 index: 65537 __u32 entries packed as for IPv4, over the top 16 bits.
  *  off_v6_rng           2 * n6 words: start bits 127..64, start bits 63..0, sorted.
  *  off_v6_cc            ceil(n6 / 4) words: country id of range i in bits 16*(i%4) of word i/4.
+ *  off_v6_cc + ceil(n6 / 4)
+ *                       v4_blocks IPv4 second-level blocks of EGRESS_TABLE_BLK_WORDS words, in the
+ *                       order of their /16s: 257 __u32 entries packed as the index (the 258th is 0).
+ *                       Entry j < 256, for the /24 a = (h << 16) | (j << 8): (r << 10) | c, where r
+ *                       is the number of the range containing a and c its country id when the whole
+ *                       /24 lies in range r, else EGRESS_TABLE_MULTI; entry 256: (idx[h + 1] << 10)
+ *                       | EGRESS_TABLE_MULTI. Which /16s get a block is the compiler's choice
+ *                       (daemon/table.c: those met by at least 4 ranges); table_verify recomputes it.
  *
- * Lookup (both families): h = top 16 bits; search ranges [idx[h], idx[h+1]] for the last start
- * <= address (bounded binary search, EGRESS_TABLE_MAX_STEPS steps).
+ * Lookup, IPv4: one read of the direct index; a one-range /16 answers there. Else one read of the
+ * block entry; a one-range /24 answers there. Else search ranges [r, r'] (entries j and j + 1 of
+ * the block, or idx[h] .. idx[h + 1] without a block) for the last start <= address.
+ * IPv6: h = top 16 bits; search ranges [idx[h], idx[h + 1]] for the last start <= address.
+ * Both: bounded binary search, at most EGRESS_TABLE_MAX_STEPS steps.
  */
-#define EGRESS_TABLE_MAGIC 0x3130424c54524745ULL /* "EGRTBL01" little-endian */
+#define EGRESS_TABLE_MAGIC 0x3230424c54524745ULL /* "EGRTBL02" little-endian */
 #define EGRESS_TABLE_HDR_WORDS 16
 #define EGRESS_TABLE_IDX_ENTRIES 65537
 #define EGRESS_TABLE_IDX_WORDS 32769 /* ceil(65537 / 2) */
-#define EGRESS_TABLE_V4_IDX EGRESS_TABLE_HDR_WORDS
+#define EGRESS_TABLE_DIR_WORDS 32768 /* 65536 / 2 */
+#define EGRESS_TABLE_BLK_WORDS 129 /* ceil(257 / 2) */
+#define EGRESS_TABLE_MULTI 0x3ff /* "several ranges" in a block entry (bits 9..0) */
+#define EGRESS_TABLE_DIR_BLOCK 0x80000000U /* direct-index entry: bits 30..0 = block offset */
+#define EGRESS_TABLE_DIR_DIRECT 0x40000000U /* direct-index entry: bits 9..0 = country id */
+#define EGRESS_TABLE_V4_DIR EGRESS_TABLE_HDR_WORDS
+#define EGRESS_TABLE_V4_IDX (EGRESS_TABLE_V4_DIR + EGRESS_TABLE_DIR_WORDS)
 #define EGRESS_TABLE_V4_RNG (EGRESS_TABLE_V4_IDX + EGRESS_TABLE_IDX_WORDS)
 #define EGRESS_TABLE_MAX_STEPS 22 /* binary search steps: buckets of up to 2^22 ranges */
 #define EGRESS_TABLE_MAX_RANGES (1U << 22) /* per family */

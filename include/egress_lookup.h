@@ -21,9 +21,10 @@
  * more map lookup per search.
  *
  * Cost (BPF: one bpf_map_lookup_elem call per word read; inner maps of map-in-map are not inlined):
- *   IPv4: 1 index word (2 when the top 16 bits are odd) + one range word per search step
- *         + 1 word at the end only when no step moved the lower bound (the country is in the
- *         range word already read otherwise). One-range buckets: 2-3 reads in total.
+ *   IPv4: 1 direct-index word for a /16 inside one range; + 1 block word for a /24 inside one
+ *         range; otherwise + 1 more block word (odd /24) or 1-2 index words (/16 without a block)
+ *         + one range word per search step + 1 word at the end only when no step moved the lower
+ *         bound (the country is in the range word already read otherwise).
  *   IPv6: 2 header words (index and range offsets) + 1-2 index words + per step the high start
  *         word, and the low start word only when the high words are equal, + 2 words at the end
  *         (country-id offset, country word).
@@ -43,10 +44,11 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
-/* Header words used by the IPv6 search (egress_abi.h). */
+/* Header words (egress_abi.h): used by the IPv6 search, and by the daemon (block count). */
 #define EGRESS_TABLE_HDR_OFF_V6_IDX 4
 #define EGRESS_TABLE_HDR_OFF_V6_RNG 5
 #define EGRESS_TABLE_HDR_OFF_V6_CC 6
+#define EGRESS_TABLE_HDR_V4_BLOCKS 7
 
 /* Read index entries h and h + 1 (h < 65536) of the packed index that starts at word idx_off:
  * one word when h is even, two when it is odd. Returns 0, or -1 when a word cannot be read. */
@@ -73,19 +75,15 @@ static __always_inline int egress_table_idx_pair(void *ctx, __u32 idx_off, __u32
 	return 0;
 }
 
-/* Country id of IPv4 address addr (host order) in the image behind ctx: the country of the last
- * range whose start <= addr, found by binary search over the ranges idx[h] .. idx[h + 1] of bucket
- * h = addr >> 16 (range idx[h] contains h << 16, so its start is <= addr). Returns 0 (unknown) for
- * addresses without data and whenever a word cannot be read or the image is inconsistent. */
-static __always_inline __u16 egress_lookup4(void *ctx, __u32 addr)
+/* The country of the last range in [lo, hi] whose start <= addr (IPv4, host order), by binary
+ * search; the caller guarantees start[lo] <= addr. Returns 0 when a word cannot be read or the
+ * bounds are inconsistent (lo > hi, or a bucket beyond EGRESS_TABLE_MAX_STEPS steps). */
+static __always_inline __u16 egress_search4(void *ctx, __u32 addr, __u32 lo, __u32 hi)
 {
 	const __u64 *w;
-	__u32 lo, hi, mid, i;
+	__u32 mid, i;
 	__u16 cc = 0;
 	int have_cc = 0;
-
-	if (egress_table_idx_pair(ctx, EGRESS_TABLE_V4_IDX, addr >> 16, &lo, &hi) < 0)
-		return 0;
 
 	/* Invariant: start[lo] <= addr; the answer is in [lo, hi]. Each step at least halves
 	 * hi - lo, so EGRESS_TABLE_MAX_STEPS steps settle buckets of up to 2^MAX_STEPS ranges. */
@@ -105,11 +103,52 @@ static __always_inline __u16 egress_lookup4(void *ctx, __u32 addr)
 		}
 	}
 	if (lo != hi)
-		return 0; /* idx[h] > idx[h + 1] or a bucket beyond the bound: not a valid image */
+		return 0; /* lo > hi or a bucket beyond the bound: not a valid image */
 	if (have_cc)
 		return cc;
 	w = EGRESS_TABLE_WORD(ctx, EGRESS_TABLE_V4_RNG + lo);
 	return w ? (__u16)*w : 0;
+}
+
+/* Country id of IPv4 address addr (host order) in the image behind ctx (egress_abi.h, "Lookup,
+ * IPv4"): the direct index entry of addr's /16 answers for a /16 inside one range; else the entry
+ * of addr's /24 in the /16's block answers for a /24 inside one range; else a binary search over
+ * the ranges that meet the /24 (block entries j, j + 1) or the /16 (idx[h], idx[h + 1]). Returns 0
+ * (unknown) for addresses without data and whenever a word cannot be read or the image is
+ * inconsistent. */
+static __always_inline __u16 egress_lookup4(void *ctx, __u32 addr)
+{
+	const __u64 *w;
+	__u32 e, lo, hi, j, blk;
+
+	w = EGRESS_TABLE_WORD(ctx, EGRESS_TABLE_V4_DIR + (addr >> 17));
+	if (!w)
+		return 0;
+	e = (__u32)(*w >> (((addr >> 16) & 1) * 32));
+	if (!(e & EGRESS_TABLE_DIR_BLOCK)) {
+		if (e & EGRESS_TABLE_DIR_DIRECT)
+			return (__u16)(e & EGRESS_TABLE_MULTI);
+		if (egress_table_idx_pair(ctx, EGRESS_TABLE_V4_IDX, addr >> 16, &lo, &hi) < 0)
+			return 0;
+		return egress_search4(ctx, addr, lo, hi);
+	}
+	blk = e & 0x7fffffffU;
+	j = (addr >> 8) & 0xff;
+	w = EGRESS_TABLE_WORD(ctx, blk + (j >> 1));
+	if (!w)
+		return 0;
+	e = (__u32)(*w >> ((j & 1) * 32));
+	if ((e & EGRESS_TABLE_MULTI) != EGRESS_TABLE_MULTI)
+		return (__u16)(e & EGRESS_TABLE_MULTI);
+	if (j & 1) {
+		w = EGRESS_TABLE_WORD(ctx, blk + (j >> 1) + 1);
+		if (!w)
+			return 0;
+		hi = (__u32)*w;
+	} else {
+		hi = (__u32)(*w >> 32);
+	}
+	return egress_search4(ctx, addr, e >> 10, hi >> 10);
 }
 
 /* Country id of the IPv6 address hi:lo (bits 127..64 and 63..0, host order) in the image behind

@@ -17,6 +17,8 @@ pkgs=(
 	systemd
 	# packages: make deb (dpkg-buildpackage, dh), make lintian
 	debhelper dpkg-dev lintian
+	# make bench: the nftables geoip comparison (nft, only inside a private network namespace)
+	nftables
 	# promtool (check metrics, check rules) and the Prometheus server of the scrape test
 	prometheus
 )

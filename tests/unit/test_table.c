@@ -88,8 +88,8 @@ static void build_ok(const struct geo_db *db, struct table_image *img)
 	assert_int_equal(table_verify(img, NULL), 0);
 }
 
-/* Header words and total size of an image with n4 / n6 ranges. */
-static void check_header(const struct table_image *img, uint64_t n4, uint64_t n6)
+/* Header words and total size of an image with n4 / n6 ranges and nblk IPv4 blocks. */
+static void check_header(const struct table_image *img, uint64_t n4, uint64_t n6, uint64_t nblk)
 {
 	const uint64_t *w = img->words;
 	uint64_t off_idx = EGRESS_TABLE_V4_RNG + n4, off_rng = off_idx + IDX_WORDS,
@@ -104,9 +104,10 @@ static void check_header(const struct table_image *img, uint64_t n4, uint64_t n6
 	assert_int_equal(w[4], off_idx);
 	assert_int_equal(w[5], off_rng);
 	assert_int_equal(w[6], off_cc);
-	for (int i = 7; i < EGRESS_TABLE_HDR_WORDS; i++)
+	assert_int_equal(w[7], nblk);
+	for (int i = 8; i < EGRESS_TABLE_HDR_WORDS; i++)
 		assert_int_equal(w[i], 0);
-	assert_int_equal(img->nwords, off_cc + (n6 + 3) / 4);
+	assert_int_equal(img->nwords, off_cc + (n6 + 3) / 4 + nblk * EGRESS_TABLE_BLK_WORDS);
 	assert_int_equal(table_image_bytes(img), img->nwords * 8);
 }
 
@@ -137,8 +138,12 @@ static void test_empty(void **state)
 	struct table_image img = {};
 
 	build_ok(&db, &img);
-	check_header(&img, 1, 1);
-	assert_int_equal(img.nwords, 16 + IDX_WORDS + 1 + IDX_WORDS + 2 + 1);
+	check_header(&img, 1, 1, 0);
+	assert_int_equal(img.nwords,
+			 16 + EGRESS_TABLE_DIR_WORDS + IDX_WORDS + 1 + IDX_WORDS + 2 + 1);
+	/* every /16 inside the one range: direct entries, country 0 */
+	for (uint32_t h = 0; h < 65536; h++)
+		assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, h), EGRESS_TABLE_DIR_DIRECT);
 	/* one range per family, starting at 0, country 0; every index entry 0 */
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG], 0);
 	for (uint32_t h = 0; h < EGRESS_TABLE_IDX_ENTRIES; h++) {
@@ -167,7 +172,7 @@ static void test_single_span(void **state)
 	uint64_t off_rng;
 
 	build_ok(&db, &img);
-	check_header(&img, 3, 3);
+	check_header(&img, 3, 3, 0);
 	/* exact range words: gap, span, gap */
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 0], 0);
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 1],
@@ -221,7 +226,7 @@ static void test_space_edges(void **state)
 	struct table_image img = {};
 
 	build_ok(&db, &img);
-	check_header(&img, 3, 3);
+	check_header(&img, 3, 3, 0);
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 0], ID('U', 'S'));
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 1], ((uint64_t)1 << 32) | 0);
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 2], (0xffffffffULL << 32) | ID('F', 'R'));
@@ -254,7 +259,7 @@ static void test_whole_space(void **state)
 	uint64_t s = 1;
 
 	build_ok(&db, &img);
-	check_header(&img, 1, 1);
+	check_header(&img, 1, 1, 0);
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG], ID('D', 'E'));
 	assert_int_equal(img.words[img.words[6]], ID('C', 'H'));
 	assert_int_equal(lookup(&img, 4, 0), ID('D', 'E'));
@@ -292,7 +297,7 @@ static void test_merge(void **state)
 	uint64_t off_rng;
 
 	build_ok(&db, &img);
-	check_header(&img, 6, 2);
+	check_header(&img, 6, 2, 1); /* 10.0/16 meets 5 ranges: a block */
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 1],
 			 ((uint64_t)0x0a000000 << 32) | ID('D', 'E'));
 	assert_int_equal(img.words[EGRESS_TABLE_V4_RNG + 2],
@@ -340,7 +345,7 @@ static void test_crowded_bucket(void **state)
 						   V6(0x20010db800000000ULL + k, 1ULL << 63), c };
 	}
 	build_ok(&db, &img);
-	check_header(&img, 2 * N + 1, 2 * N + 1);
+	check_header(&img, 2 * N + 1, 2 * N + 1, 1);
 	/* bucket 10.11: range containing 10.11.0.0 is span 0 (range 1) up to the last gap (2N) */
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0a0b), 1);
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0a0c), 2 * N);
@@ -387,7 +392,13 @@ static void test_cross_buckets(void **state)
 	struct table_image img = {};
 
 	build_ok(&db, &img);
-	check_header(&img, 6, 6);
+	check_header(&img, 6, 6, 0);
+	/* two ranges meet each of 1.0/16, 1.3/16, 1.6/16: searched; 1.4/16 inside KR: direct */
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0100), 0);
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0103), 0);
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0104),
+			 EGRESS_TABLE_DIR_DIRECT | ID('K', 'R'));
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0106), 0);
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0100), 0);
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0101), 1);
 	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_IDX, 0x0103), 1);
@@ -487,7 +498,7 @@ static void test_damaged_images(void **state)
 	struct geo_db db = { .v4 = v4, .n4 = 2, .v6 = v6, .n6 = 1 };
 	struct table_image img = {};
 	struct diag errors = {};
-	uint64_t save;
+	uint64_t save, save_dir;
 	size_t nw;
 
 	build_ok(&db, &img);
@@ -498,13 +509,18 @@ static void test_damaged_images(void **state)
 	img.words[0] ^= 1;
 	assert_int_equal(table_verify(&img, &errors), -EINVAL);
 	assert_int_equal(errors.n, 1);
-	assert_string_equal(errors.msgs[0], "table: bad magic 0x3130424c54524744");
+	assert_string_equal(errors.msgs[0], "table: bad magic 0x3230424c54524744");
 	diag_free(&errors);
 	assert_int_equal(lookup(&img, 4, V4(1, 2, 3, 1)), 0);
 	img.words[0] = save;
 
 	/* index entry pointing far outside the image: verify fails, lookup answers 0 (no read out
-	 * of bounds: ASan would report it) */
+	 * of bounds: ASan would report it). 1.2/16 has a block (5 ranges): its direct entry is set
+	 * to "search" so that the lookup reads the index. */
+	save_dir = img.words[EGRESS_TABLE_V4_DIR + 0x0102 / 2];
+	assert_int_equal(save_dir >> 63, 0); /* entry 0x0102 is the low half */
+	img.words[EGRESS_TABLE_V4_DIR + 0x0102 / 2] = save_dir & 0xffffffff00000000ULL;
+	assert_int_equal(lookup(&img, 4, V4(1, 2, 3, 1)), ID('D', 'E'));
 	save = img.words[EGRESS_TABLE_V4_IDX + 0x0102 / 2];
 	img.words[EGRESS_TABLE_V4_IDX + 0x0102 / 2] = 0x7ffffff07ffffff0ULL;
 	assert_int_equal(table_verify(&img, NULL), -EINVAL);
@@ -513,6 +529,8 @@ static void test_damaged_images(void **state)
 	assert_int_equal(lookup(&img, 4, V4(1, 2, 3, 1)), 0); /* idx[h] > idx[h + 1] */
 	img.words[EGRESS_TABLE_V4_IDX + 0x0102 / 2] = save;
 	assert_int_equal(lookup(&img, 4, V4(1, 2, 3, 1)), ID('D', 'E'));
+	img.words[EGRESS_TABLE_V4_DIR + 0x0102 / 2] = save_dir;
+	assert_int_equal(table_verify(&img, NULL), 0);
 
 	/* starts out of order */
 	save = img.words[EGRESS_TABLE_V4_RNG + 2];
@@ -547,6 +565,82 @@ static void test_damaged_images(void **state)
 
 	assert_int_equal(table_lookup4(NULL, 1), 0);
 	assert_int_equal(table_verify(NULL, NULL), -EINVAL);
+	table_image_free(&img);
+}
+
+static void test_direct_index(void **state)
+{
+	/* Ranges: 0 gap, 1 DE 2.0/16, 2 gap, 3 FR 3.3.0/24, 4 IT 3.3.1.0/25, 5 ES 3.3.1.128/25,
+	 * 6 PL 3.3.2.0 - 3.3.255.255, 7 gap, 8 GB 4.4.0/24, 9 SE 4.4.1/24, 10 gap. */
+	struct geo_span v4[] = {
+		{ V4(2, 0, 0, 0), V4(2, 0, 255, 255), ID('D', 'E') },
+		{ V4(3, 3, 0, 0), V4(3, 3, 0, 255), ID('F', 'R') },
+		{ V4(3, 3, 1, 0), V4(3, 3, 1, 127), ID('I', 'T') },
+		{ V4(3, 3, 1, 128), V4(3, 3, 1, 255), ID('E', 'S') },
+		{ V4(3, 3, 2, 0), V4(3, 3, 255, 255), ID('P', 'L') },
+		{ V4(4, 4, 0, 0), V4(4, 4, 0, 255), ID('G', 'B') },
+		{ V4(4, 4, 1, 0), V4(4, 4, 1, 255), ID('S', 'E') },
+	};
+	struct geo_span v6[] = { { V6(0x2001000000000000ULL, 0), V6(0x2001000000000000ULL, 9),
+				   ID('F', 'R') } };
+	struct geo_db db = { .v4 = v4, .n4 = 7, .v6 = v6, .n6 = 1 };
+	struct table_image img = {};
+	struct diag errors = {};
+	uint64_t blk, save;
+
+	build_ok(&db, &img);
+	check_header(&img, 11, 3, 1);
+	blk = img.words[6] + 1; /* after ceil(3 / 4) country words */
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0000), EGRESS_TABLE_DIR_DIRECT);
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0200),
+			 EGRESS_TABLE_DIR_DIRECT | ID('D', 'E'));
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0201), EGRESS_TABLE_DIR_DIRECT);
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0303),
+			 EGRESS_TABLE_DIR_BLOCK | blk);
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0x0404), 0);
+	assert_int_equal(idx_entry(&img, EGRESS_TABLE_V4_DIR, 0xffff), EGRESS_TABLE_DIR_DIRECT);
+	assert_int_equal(idx_entry(&img, blk, 0), 3 << 10 | ID('F', 'R'));
+	assert_int_equal(idx_entry(&img, blk, 1), 4 << 10 | EGRESS_TABLE_MULTI);
+	assert_int_equal(idx_entry(&img, blk, 2), 6 << 10 | ID('P', 'L'));
+	assert_int_equal(idx_entry(&img, blk, 255), 6 << 10 | ID('P', 'L'));
+	assert_int_equal(idx_entry(&img, blk, 256), 7 << 10 | EGRESS_TABLE_MULTI);
+	assert_int_equal(idx_entry(&img, blk, 257), 0);
+
+	assert_int_equal(lookup(&img, 4, V4(2, 0, 9, 9)), ID('D', 'E'));
+	assert_int_equal(lookup(&img, 4, V4(3, 3, 1, 5)), ID('I', 'T'));
+	assert_int_equal(lookup(&img, 4, V4(3, 3, 1, 200)), ID('E', 'S'));
+	assert_int_equal(lookup(&img, 4, V4(4, 4, 1, 9)), ID('S', 'E'));
+	check_span_exhaustive(&img, &db, 4, V4(3, 2, 255, 0), V4(3, 4, 1, 0));
+	check_span_exhaustive(&img, &db, 4, V4(4, 3, 255, 0), V4(4, 4, 3, 0));
+
+	/* a direct entry with another country: verify names it */
+	save = img.words[EGRESS_TABLE_V4_DIR + 0x0200 / 2];
+	img.words[EGRESS_TABLE_V4_DIR + 0x0200 / 2] = save ^ 1;
+	assert_int_equal(table_verify(&img, &errors), -EINVAL);
+	assert_int_equal(errors.n, 1);
+	assert_string_equal(errors.msgs[0], "table: IPv4 direct index differs from the ranges");
+	diag_free(&errors);
+	img.words[EGRESS_TABLE_V4_DIR + 0x0200 / 2] = save;
+
+	/* a block entry changed, then a block offset outside the image: lookups answer 0 */
+	img.words[blk] ^= 1ULL << 40;
+	assert_int_equal(table_verify(&img, &errors), -EINVAL);
+	assert_int_equal(errors.n, 1);
+	assert_string_equal(errors.msgs[0],
+			    "table: IPv4 second-level blocks differ from the ranges");
+	diag_free(&errors);
+	img.words[blk] ^= 1ULL << 40;
+	save = img.words[EGRESS_TABLE_V4_DIR + 0x0303 / 2];
+	img.words[EGRESS_TABLE_V4_DIR + 0x0303 / 2] = save | 0x7fffffff00000000ULL;
+	assert_int_equal(table_verify(&img, NULL), -EINVAL);
+	assert_int_equal(lookup(&img, 4, V4(3, 3, 0, 1)), 0);
+	img.words[EGRESS_TABLE_V4_DIR + 0x0303 / 2] = save;
+
+	/* block count in the header that does not match the size */
+	img.words[7] = 2;
+	assert_int_equal(table_verify(&img, NULL), -EINVAL);
+	img.words[7] = 1;
+	assert_int_equal(table_verify(&img, NULL), 0);
 	table_image_free(&img);
 }
 
@@ -686,6 +780,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_input),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_damaged_images),
+		cmocka_unit_test(test_direct_index),
 		cmocka_unit_test(test_world),
 	};
 
