@@ -121,6 +121,14 @@ $(BUILD)/obj/%.o: daemon/%.c $(wildcard daemon/*.h) $(wildcard include/*.h) | $(
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+# Objects embed DATADIR and VERSION: rebuild them when those change, so that
+# `make && make install PREFIX=/usr` installs a binary that looks in /usr/share/egressd.
+.PHONY: FORCE
+FORCE:
+$(BUILD)/paths.stamp: FORCE | $(BUILD)
+	$(Q)echo '$(DATADIR) $(VERSION)' | cmp -s - $@ || echo '$(DATADIR) $(VERSION)' > $@
+$(LIB_OBJS) $(BUILD)/obj/main.o $(BUILD)/obj/egressctl.o: $(BUILD)/paths.stamp
+
 # Only the BPF loader includes the skeleton.
 $(BUILD)/obj/kern.o: $(SKELS)
 

@@ -19,6 +19,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,7 +538,30 @@ static int reload(struct egressd *d, struct diag *errors)
 		goto fail;
 	}
 
-	/* Commit. */
+	/* Commit. [Daemon] settings that shape the process, not the policy, apply at the next start. */
+	if (d->have_cfg) {
+		static const struct {
+			const char *key;
+			size_t off;
+		} start_only[] = {
+			{ "Socket", offsetof(struct config, socket) },
+			{ "PinPath", offsetof(struct config, pin_path) },
+			{ "StateDirectory", offsetof(struct config, state_dir) },
+			{ "ReaderGroup", offsetof(struct config, reader_group) },
+			{ "AdminGroup", offsetof(struct config, admin_group) },
+			{ "MetricsListen", offsetof(struct config, metrics_listen) },
+		};
+
+		for (size_t i = 0; i < sizeof(start_only) / sizeof(start_only[0]); i++) {
+			const char *a = *(char *const *)((const char *)&d->cfg + start_only[i].off);
+			const char *b = *(char *const *)((const char *)&cfg + start_only[i].off);
+
+			if (strcmp(a ? a : "", b ? b : "") != 0)
+				log_warning("%s: %s= changed; it takes effect at the next start", cfg.path, start_only[i].key);
+		}
+		if (d->cfg.events_ring_bytes != cfg.events_ring_bytes)
+			log_warning("%s: EventsRingBytes= changed; it takes effect at the next start", cfg.path);
+	}
 	for (size_t i = 0; i < cfg.npolicies; i++)
 		(void)id_name_set(&d->polnames, &d->npolnames, cfg.policies[i].id, cfg.policies[i].name);
 	for (size_t i = 0; i < nres; i++)
@@ -1358,6 +1382,24 @@ int egressd_check(const char *config_path)
 		free(mount);
 		if (r >= 0)
 			r = check_geo_paths(&cfg, &errors);
+		/* PinPath= must be on bpffs: fatal for enforce policies (as at start), else a warning. */
+		if (r >= 0 && cfg.pin_path && *cfg.pin_path) {
+			struct diag pe = {};
+
+			if (kern_check_pin_path(cfg.pin_path, &pe) < 0) {
+				for (size_t i = 0; i < pe.n; i++) {
+					if (any_enforce(&cfg))
+						diag_add(&errors, "%s: %s (a policy enforces: egressd would not start)",
+							 cfg.path, pe.msgs[i]);
+					else
+						diag_add(&warnings, "%s: %s (monitor only: egressd would run without pins)",
+							 cfg.path, pe.msgs[i]);
+				}
+				if (any_enforce(&cfg))
+					r = -ENOTSUP;
+			}
+			diag_free(&pe);
+		}
 	}
 	if (r >= 0) {
 		r = compile_geo(&cfg, 1, &geo, &img, &errors, &warnings);

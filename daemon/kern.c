@@ -111,25 +111,35 @@ static int ringbuf_handler(void *ctx, void *data, size_t size)
 
 #define BPF_FS_MAGIC_ 0xcafe4a11 /* linux/magic.h BPF_FS_MAGIC */
 
-/* pin_path must be a directory on a bpf filesystem (created here, mode 0700, with links/). */
-static int pin_dir_prepare(const char *pin_path, struct diag *errors)
+int kern_check_pin_path(const char *pin_path, struct diag *errors)
 {
-	char *links = NULL, *parent = strdup(pin_path), *slash;
+	char *parent = strdup(pin_path), *slash;
 	struct statfs sfs;
-	int r = 0;
+	int bpffs, sysfsbpf;
 
 	if (!parent)
 		return -ENOMEM;
 	slash = strrchr(parent, '/');
 	if (slash && slash != parent)
 		*slash = '\0';
-	if (statfs(parent, &sfs) < 0 || (unsigned long)sfs.f_type != BPF_FS_MAGIC_) {
-		diag_add(errors, "PinPath=%s: %s is not a bpf filesystem (mount it: mount -t bpf bpf %s)", pin_path,
-			 parent, parent);
-		free(parent);
-		return -ENOTSUP;
-	}
+	bpffs = statfs(parent, &sfs) == 0 && (unsigned long)sfs.f_type == BPF_FS_MAGIC_;
+	sysfsbpf = strcmp(parent, "/sys/fs/bpf") == 0;
+	if (!bpffs)
+		diag_add(errors, "PinPath=%s: %s is not a bpf filesystem%s", pin_path, parent,
+			 sysfsbpf ? " (mount it: mount -t bpf bpf /sys/fs/bpf)" : "");
 	free(parent);
+	return bpffs ? 0 : -ENOTSUP;
+}
+
+/* pin_path must be a directory on a bpf filesystem (created here, mode 0700, with links/). */
+static int pin_dir_prepare(const char *pin_path, struct diag *errors)
+{
+	char *links = NULL;
+	int r;
+
+	r = kern_check_pin_path(pin_path, errors);
+	if (r < 0)
+		return r;
 	if (mkdir(pin_path, 0700) < 0 && errno != EEXIST)
 		r = -errno;
 	if (r == 0 && asprintf(&links, "%s/links", pin_path) < 0)
@@ -700,7 +710,7 @@ static int attach_one(struct kern *k, const char *mount, const char *rel, uint64
 		}
 		/* A link an earlier run left attached: give it this run's program, in place (no gap,
 		 * no second attachment). */
-		if (pin && (a.links[h] = bpf_link__open(pin))) {
+		if (pin && access(pin, F_OK) == 0 && (a.links[h] = bpf_link__open(pin))) {
 			if (bpf_link__update_program(a.links[h], progs[h]) == 0) {
 				free(pin);
 				continue;

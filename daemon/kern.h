@@ -65,6 +65,10 @@ int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct di
 int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const char *pin_path,
 		     struct diag *errors, struct diag *warnings);
 
+/* 0 if pin_path's parent directory is on a bpf filesystem, else -ENOTSUP with one line in errors
+ * (also used by egressd --check). */
+int kern_check_pin_path(const char *pin_path, struct diag *errors);
+
 /* Number of maps reused from pins (0: a fresh start). */
 int kern_adopted(const struct kern *k);
 

@@ -487,6 +487,14 @@ def main():
                                capture_output=True, text=True)
             check(r.returncode == 1, r)
             check(os.path.join(bad, "policies.d", "p.conf") + ":5:" in r.stderr, r.stderr)
+            # PinPath= off bpffs: --check says what the start would say.
+            with open(os.path.join(bad, "egressd.conf"), "a") as f:
+                f.write("PinPath=%s/pins\n" % bad)
+            with open(os.path.join(bad, "policies.d", "p.conf"), "w") as f:
+                f.write("[Policy]\nName=x\nCgroup=a\nMode=enforce\nAllowCountry=DE\n")
+            r = subprocess.run([EGRESSD, "--check", "--config", os.path.join(bad, "egressd.conf")],
+                               capture_output=True, text=True)
+            check(r.returncode == 1 and "is not a bpf filesystem" in r.stderr, r)
         run("egressd --check reports FILE:LINE", check_cli)
 
         def unit_collision():
