@@ -49,6 +49,28 @@ static size_t split_fields(char *line, char **f, size_t max)
 	return n;
 }
 
+/* One mountinfo line (proc(5)): ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE
+ * SOURCE SUPEROPTS. Returns 0 with the unescaped mount point, file system type and super options
+ * (pointers into line), or -EINVAL for a line of another shape. */
+static int mountinfo_parse(char *line, char **ret_mount, char **ret_fstype, char **ret_superopts)
+{
+	char *fields[64];
+	size_t n = split_fields(line, fields, 64), sep;
+
+	if (n < 9)
+		return -EINVAL;
+	for (sep = 6; sep < n; sep++)
+		if (strcmp(fields[sep], "-") == 0)
+			break;
+	if (sep + 3 >= n)
+		return -EINVAL;
+	unescape_octal(fields[4]);
+	*ret_mount = fields[4];
+	*ret_fstype = fields[sep + 1];
+	*ret_superopts = fields[sep + 3];
+	return 0;
+}
+
 int cgroup_find_v2_mount_in(const char *mountinfo_path, char **ret_path)
 {
 	FILE *f;
@@ -60,19 +82,11 @@ int cgroup_find_v2_mount_in(const char *mountinfo_path, char **ret_path)
 	if (!f)
 		return -errno;
 	while (getline(&line, &cap, f) >= 0) {
-		char *fields[64];
-		size_t n = split_fields(line, fields, 64), sep;
+		char *mount, *fstype, *opts;
 
-		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS */
-		if (n < 9)
+		if (mountinfo_parse(line, &mount, &fstype, &opts) < 0 || strcmp(fstype, "cgroup2") != 0)
 			continue;
-		for (sep = 6; sep < n; sep++)
-			if (strcmp(fields[sep], "-") == 0)
-				break;
-		if (sep + 1 >= n || strcmp(fields[sep + 1], "cgroup2") != 0)
-			continue;
-		unescape_octal(fields[4]);
-		*ret_path = strdup(fields[4]);
+		*ret_path = strdup(mount);
 		r = *ret_path ? 0 : -ENOMEM;
 		break;
 	}
@@ -163,20 +177,12 @@ int cgroup_netcls_active_in(const char *mountinfo_path, char **ret_what)
 	if (!f)
 		return -errno;
 	while (r == 0 && getline(&line, &cap, f) >= 0) {
-		char *fields[64];
-		size_t n = split_fields(line, fields, 64), sep;
+		char *mount, *fstype, *opts;
 
-		if (n < 9)
+		if (mountinfo_parse(line, &mount, &fstype, &opts) < 0 || strcmp(fstype, "cgroup") != 0)
 			continue;
-		for (sep = 6; sep < n; sep++)
-			if (strcmp(fields[sep], "-") == 0)
-				break;
-		if (sep + 3 >= n || strcmp(fields[sep + 1], "cgroup") != 0)
-			continue;
-		if (!strstr(fields[sep + 3], "net_cls") && !strstr(fields[sep + 3], "net_prio"))
-			continue;
-		unescape_octal(fields[4]);
-		r = netcls_walk(fields[4], 0, ret_what);
+		if (strstr(opts, "net_cls") || strstr(opts, "net_prio"))
+			r = netcls_walk(mount, 0, ret_what);
 	}
 	free(line);
 	fclose(f);
