@@ -1053,10 +1053,12 @@ static void arm_timer(struct server *srv)
 	MHD_UNSIGNED_LONG_LONG ms;
 	uint64_t now;
 
-	if (MHD_get_timeout(srv->mhd, &ms) != MHD_YES) {
-		sd_event_source_set_enabled(srv->timer, SD_EVENT_OFF);
-		return;
-	}
+	/* At most 1 s between MHD_run() calls, also when MHD has no timeout: at its connection
+	 * limit MHD takes the listening socket out of its epoll set and puts it back only at the
+	 * start of a later MHD_run(); with nothing else to wake us (no connection left), the API
+	 * would stop accepting for good (seen with >256 connections held, then closed). */
+	if (MHD_get_timeout(srv->mhd, &ms) != MHD_YES || ms > 1000)
+		ms = 1000;
 	if (sd_event_now(api->event, CLOCK_MONOTONIC, &now) < 0) {
 		struct timespec ts;
 
