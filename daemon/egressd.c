@@ -1181,6 +1181,76 @@ static int snap_cb(const struct egress_counter_key *k, const struct egress_count
 	return snap_add(userdata, k, v);
 }
 
+/* The names of cgroup and policy ids seen so far, in StateDirectory=/names.json, so counters of a
+ * cgroup removed before a restart keep their last known path (and removed policies their name).
+ * JSON: {"boot_id": "...", "cgroups": {"ID": "PATH"}, "policies": {"ID": "NAME"}}, written
+ * atomically; cgroup names are used only in the same boot. */
+/* cgroup ids are unique within one boot only (kernfs inode numbers): names carry the boot id. */
+static void boot_id(char buf[40])
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	buf[0] = '\0';
+	if (f) {
+		if (!fgets(buf, 40, f))
+			buf[0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+}
+
+static void names_save(struct egressd *d)
+{
+	char boot[40];
+	json_object *o = json_object_new_object(), *cg = json_object_new_object(), *po = json_object_new_object();
+	char *path = NULL, *tmp = NULL, key[32];
+
+	for (size_t i = 0; i < d->ncgnames; i++) {
+		snprintf(key, sizeof(key), "%" PRIu64, d->cgnames[i].id);
+		json_object_object_add(cg, key, json_object_new_string(d->cgnames[i].name));
+	}
+	for (size_t i = 0; i < d->npolnames; i++) {
+		snprintf(key, sizeof(key), "%" PRIu64, d->polnames[i].id);
+		json_object_object_add(po, key, json_object_new_string(d->polnames[i].name));
+	}
+	boot_id(boot);
+	json_object_object_add(o, "boot_id", json_object_new_string(boot));
+	json_object_object_add(o, "cgroups", cg);
+	json_object_object_add(o, "policies", po);
+	if (asprintf(&path, "%s/names.json", d->state_dir) >= 0 && asprintf(&tmp, "%s/.names.json.tmp", d->state_dir) >= 0) {
+		(void)mkdir(d->state_dir, 0700);
+		if (json_object_to_file_ext(tmp, o, JSON_C_TO_STRING_PLAIN) < 0 || rename(tmp, path) < 0)
+			log_warning("%s: cannot save cgroup and policy names", path);
+	}
+	free(path);
+	free(tmp);
+	json_object_put(o);
+}
+
+static void names_load(struct egressd *d)
+{
+	json_object *o, *cg, *po, *b;
+	char *path = NULL, boot[40];
+
+	if (!d->state_dir || asprintf(&path, "%s/names.json", d->state_dir) < 0)
+		return;
+	o = access(path, F_OK) == 0 ? json_object_from_file(path) : NULL;
+	boot_id(boot);
+	if (o && json_object_object_get_ex(o, "boot_id", &b) && strcmp(json_object_get_string(b), boot) == 0 &&
+	    json_object_object_get_ex(o, "cgroups", &cg) && json_object_is_type(cg, json_type_object)) {
+		json_object_object_foreach(cg, k, v)
+			if (json_object_is_type(v, json_type_string))
+				(void)id_name_set(&d->cgnames, &d->ncgnames, strtoull(k, NULL, 10), json_object_get_string(v));
+	}
+	if (o && json_object_object_get_ex(o, "policies", &po) && json_object_is_type(po, json_type_object)) {
+		json_object_object_foreach(po, k, v)
+			if (json_object_is_type(v, json_type_string))
+				(void)id_name_set(&d->polnames, &d->npolnames, strtoull(k, NULL, 10), json_object_get_string(v));
+	}
+	json_object_put(o);
+	free(path);
+}
+
 /* Write every counter (and the overflow slots) to StateDirectory=; logs failures. */
 static int snapshot_write(struct egressd *d)
 {
@@ -1191,6 +1261,7 @@ static int snapshot_write(struct egressd *d)
 
 	if (!d->state_dir || !d->kern)
 		return 0;
+	names_save(d);
 	r = kern_read_counters(d->kern, snap_cb, &c);
 	if (r >= 0)
 		r = kern_read_overflow(d->kern, ov);
@@ -1564,6 +1635,7 @@ int egressd_run(const struct egressd_args *args)
 	if (kern_adopted(d.kern) > 0)
 		log_notice("adopted the pinned state of an earlier run from %s (%d maps): counters continue, "
 			   "links are taken over in place", pin_path, kern_adopted(d.kern));
+	names_load(&d);
 	/* A failed start must not end the enforcement an earlier run left pinned. */
 	keep = kern_adopted(d.kern) > 0;
 	if (!keep)

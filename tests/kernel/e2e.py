@@ -539,6 +539,16 @@ def main():
             check(after == before + 7, "counters after restart %d, want %d + 7" % (after, before))
             check(attached_progs(cg_p) == hooks, "not one program per hook: %s" % attached_progs(cg_p))
             check("adopted the pinned state" in p.logtext(), p.logtext())
+            # A child cgroup counted, then removed: after a restart its rows keep the last known
+            # path (StateDirectory=/names.json), not "id:N".
+            cg_child = env.cgroup("pinned/child")
+            check(probe(env, cg_child, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM"], "")
+            check(p.counters(cg_child).get((cg_child, "US", "tcp", "deny")) == 1, p.counters(cg_child))
+            os.rmdir(os.path.join(env.cgmount, cg_child))
+            p.stop()
+            p.start()
+            check(p.counters(cg_child).get((cg_child, "US", "tcp", "deny")) == 1,
+                  "removed cgroup lost its name over a restart: %s" % p.get("/v1/counters")["rows"])
             # Clean stop with OnExit=keep: still enforcing; then a start with a broken policy keeps it.
             p.stop()
             check(attached_progs(cg_p) == hooks, attached_progs(cg_p))
