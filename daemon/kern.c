@@ -434,7 +434,7 @@ static int cidr_key_of(uint32_t policy_id, const struct policy_cidr *c, struct e
 /* All keys of a map (key_size bytes each) in a heap array. */
 static int map_keys(int fd, size_t key_size, void **ret, size_t *ret_n)
 {
-	unsigned char *keys = NULL, *prev = NULL;
+	unsigned char *keys = NULL;
 	size_t n = 0, cap = 0;
 	int r;
 
@@ -450,7 +450,8 @@ static int map_keys(int fd, size_t key_size, void **ret, size_t *ret_n)
 			keys = nk;
 			cap = ncap;
 		}
-		r = bpf_map_get_next_key(fd, prev, keys + n * key_size);
+		/* The previous key by index: realloc above may have moved the array. */
+		r = bpf_map_get_next_key(fd, n ? keys + (n - 1) * key_size : NULL, keys + n * key_size);
 		if (r < 0) {
 			if (errno == ENOENT)
 				break;
@@ -458,7 +459,6 @@ static int map_keys(int fd, size_t key_size, void **ret, size_t *ret_n)
 			free(keys);
 			return r;
 		}
-		prev = keys + n * key_size;
 		n++;
 	}
 	*ret = keys;
