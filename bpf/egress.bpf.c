@@ -154,8 +154,9 @@ static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 
+	/* Atomic for the same reason as the counters (see count()). */
 	if (v)
-		*v += 1;
+		__sync_fetch_and_add(v, 1);
 }
 
 static __always_inline int is_local4(__u32 a /* host order */)
@@ -257,11 +258,12 @@ static __always_inline __u8 proto_of(struct bpf_sock_addr *ctx)
 	return 0;
 }
 
-/* Add conns decisions, pkts packets and nbytes bytes to key's counter (or the overflow slot). */
-static __always_inline void count(const struct egress_counter_key *key, __u64 conns, __u64 pkts,
-				  __u64 nbytes)
+/* This CPU's value of key's counter, inserted when missing; when "counters" is full, the overflow
+ * slot of key's verdict (counted in EGRESS_STAT_COUNTER_OVERFLOW). NULL only for a bad verdict. */
+static __always_inline struct egress_counter_val *counter_slot(const struct egress_counter_key *key)
 {
 	struct egress_counter_val *v, zero = {};
+	__u32 idx = key->verdict;
 
 	v = bpf_map_lookup_elem(&counters, key);
 	if (!v) {
@@ -269,13 +271,20 @@ static __always_inline void count(const struct egress_counter_key *key, __u64 co
 		v = bpf_map_lookup_elem(&counters, key);
 	}
 	if (!v) {
-		__u32 idx = key->verdict;
-
 		v = bpf_map_lookup_elem(&overflow, &idx);
 		stat_inc(EGRESS_STAT_COUNTER_OVERFLOW);
-		if (!v)
-			return;
 	}
+	return v;
+}
+
+/* Add conns decisions, pkts packets and nbytes bytes to key's counter (or the overflow slot). */
+static __always_inline void count(const struct egress_counter_key *key, __u64 conns, __u64 pkts,
+				  __u64 nbytes)
+{
+	struct egress_counter_val *v = counter_slot(key);
+
+	if (!v)
+		return;
 	/* Atomic: sock_addr programs run with migration, not preemption, disabled, so two tasks on
 	 * one CPU may update the same per-CPU value; a plain += could lose a count. The packet hook
 	 * may also interrupt a sock_addr program on the same CPU. */
@@ -626,4 +635,34 @@ int egress_skb(struct __sk_buff *skb)
 			store_decision(sd, &key, &p.d, EGRESS_HOOK_SKB_EGRESS);
 	}
 	return 1;
+}
+
+/* Add the counts of a replaced map (struct egress_carry, include/egress_abi.h) to the live maps,
+ * atomically, as the hooks do: run by the daemon with BPF_PROG_TEST_RUN after an upgrade changed a
+ * counting map's layout. Returns 0, or 1 for an unknown map or an index out of range. */
+SEC("syscall")
+int carry(struct egress_carry *ctx)
+{
+	struct egress_counter_key key = ctx->key;
+	struct egress_counter_val val = ctx->val, *v = NULL;
+	__u32 map = ctx->map, idx = ctx->index;
+	__u64 *s;
+
+	if (map == EGRESS_CARRY_STATS) {
+		s = bpf_map_lookup_elem(&stats, &idx);
+		if (!s)
+			return 1;
+		__sync_fetch_and_add(s, val.connections);
+		return 0;
+	}
+	if (map == EGRESS_CARRY_COUNTERS)
+		v = counter_slot(&key);
+	else if (map == EGRESS_CARRY_OVERFLOW)
+		v = bpf_map_lookup_elem(&overflow, &idx);
+	if (!v)
+		return 1;
+	__sync_fetch_and_add(&v->connections, val.connections);
+	__sync_fetch_and_add(&v->packets, val.packets);
+	__sync_fetch_and_add(&v->bytes, val.bytes);
+	return 0;
 }

@@ -561,6 +561,8 @@ static int reload(struct egressd *d, struct diag *errors)
 		}
 		if (d->cfg.events_ring_bytes != cfg.events_ring_bytes)
 			log_warning("%s: EventsRingBytes= changed; it takes effect at the next start", cfg.path);
+		if (d->cfg.counter_entries != cfg.counter_entries)
+			log_warning("%s: CounterEntries= changed; it takes effect at the next start", cfg.path);
 	}
 	for (size_t i = 0; i < cfg.npolicies; i++)
 		(void)id_name_set(&d->polnames, &d->npolnames, cfg.policies[i].id, cfg.policies[i].name);
@@ -1594,6 +1596,7 @@ int egressd_run(const struct egressd_args *args)
 			d.state_dir = strdup(pre.state_dir);
 		pre_enforce = any_enforce(&pre);
 		sizes.events = pre.events_ring_bytes; /* EventsRingBytes=, 0 = the default */
+		sizes.counters = pre.counter_entries; /* CounterEntries=, 0 = the default */
 		config_free(&pre);
 	}
 	r = cgroup_find_v2_mount(&d.cgmount);
@@ -1637,8 +1640,8 @@ int egressd_run(const struct egressd_args *args)
 			   "links are taken over in place", pin_path, kern_adopted(d.kern));
 	names_load(&d);
 	/* A failed start must not end the enforcement an earlier run left pinned. */
-	keep = kern_adopted(d.kern) > 0;
-	if (!keep)
+	keep = kern_adopted(d.kern) > 0 || kern_counters_continue(d.kern);
+	if (!kern_counters_continue(d.kern))
 		snapshot_restore(&d); /* no pins: a reboot (or OnExit=detach); counts from the snapshot */
 	r = reload(&d, &errors);
 	if (r < 0) {
@@ -1651,6 +1654,22 @@ int egressd_run(const struct egressd_args *args)
 		goto out;
 	}
 	diag_free(&errors);
+	/* An upgrade changed a counting map's layout: the earlier run's links now run this version's
+	 * programs, so the old map is final and its counts go into the new one. */
+	{
+		struct diag notes = {};
+
+		r = kern_carry_over(d.kern, &notes, &errors);
+		for (size_t i = 0; i < notes.n; i++)
+			log_notice("%s", notes.msgs[i]);
+		for (size_t i = 0; i < errors.n; i++)
+			log_error("%s", errors.msgs[i]);
+		diag_free(&notes);
+		diag_free(&errors);
+		if (r < 0)
+			log_error("counts of the replaced maps were not all carried over (%s); they stay pinned "
+				  "and the next start tries again", strerror(-r));
+	}
 	if (d.attached == 0 && any_enforce(&d.cfg))
 		log_warning("no configured cgroup exists yet: enforcement starts when one appears");
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +16,10 @@
 #include <unistd.h>
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include "carry.h"
 #include "cgroup.h"
 #include "egress.skel.h"
 
@@ -34,9 +37,22 @@ struct kern_att {
 	struct bpf_link *links[KERN_NHOOKS];
 };
 
+/* A counting map of an earlier run whose layout differs from this version's, pinned as
+ * PinPath/NAME-carry-ID (ID: the kernel's map id; bpffs names may not contain a dot) until its counts are in this version's map (kern_carry_over). */
+struct kern_carry {
+	char *pin;
+	char name[32]; /* NAME: "counters", "overflow", "stats" or "events" */
+	int fd;
+	struct bpf_map_info info;
+	int drain; /* events: unpin after the next kern_events_consume */
+};
+
 struct kern {
 	char *pin_path; /* NULL: nothing pinned */
 	int adopted; /* maps reused from pins of an earlier run */
+	int counters_reused; /* "counters" was reused from a pin */
+	struct kern_carry *carry;
+	size_t ncarry;
 	struct egress *skel;
 	struct ring_buffer *rb;
 	int ncpus;
@@ -152,10 +168,87 @@ static int pin_dir_prepare(const char *pin_path, struct diag *errors)
 	return r;
 }
 
+/* Maps whose contents are counts (kept over a layout change, kern_carry_over); the other maps
+ * are derived from the configuration and rebuilt at every start. */
+static const char *const carried_maps[] = { "counters", "overflow", "stats", "events" };
+
+static int is_carried(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof(carried_maps) / sizeof(carried_maps[0]); i++)
+		if (strlen(carried_maps[i]) == len && strncmp(name, carried_maps[i], len) == 0)
+			return 1;
+	return 0;
+}
+
+/* "max_entries 4096 -> 8192, ..." for the attributes of info that differ from m's. */
+static void layout_diff(const struct bpf_map_info *info, const struct bpf_map *m, char *buf, size_t size)
+{
+	const struct { const char *name; uint32_t was, is; } a[] = {
+		{ "type", info->type, bpf_map__type(m) },
+		{ "key_size", info->key_size, bpf_map__key_size(m) },
+		{ "value_size", info->value_size, bpf_map__value_size(m) },
+		{ "max_entries", info->max_entries, bpf_map__max_entries(m) },
+		{ "map_flags", info->map_flags, bpf_map__map_flags(m) },
+	};
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(a) / sizeof(a[0]) && len < size; i++)
+		if (a[i].was != a[i].is)
+			len += (size_t)snprintf(buf + len, size - len, "%s%s %u -> %u", len ? ", " : "",
+						a[i].name, a[i].was, a[i].is);
+}
+
+/* Register every PinPath/NAME-carry-ID pin (this start's and those an interrupted earlier start
+ * left) in k->carry. */
+static int carry_scan(struct kern *k, struct diag *warnings)
+{
+	DIR *d = opendir(k->pin_path);
+	struct dirent *de;
+	int r = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		const char *dot = strstr(de->d_name, "-carry-");
+		struct kern_carry c = { .fd = -1 };
+		uint32_t len = sizeof(c.info);
+		struct kern_carry *nc;
+
+		if (!dot || !is_carried(de->d_name, (size_t)(dot - de->d_name)))
+			continue;
+		snprintf(c.name, sizeof(c.name), "%.*s", (int)(dot - de->d_name), de->d_name);
+		if (asprintf(&c.pin, "%s/%s", k->pin_path, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		c.fd = bpf_obj_get(c.pin);
+		if (c.fd < 0 || bpf_obj_get_info_by_fd(c.fd, &c.info, &len) < 0) {
+			diag_add(warnings, "%s: cannot open the replaced map: %s", c.pin, strerror(errno));
+			if (c.fd >= 0)
+				close(c.fd);
+			free(c.pin);
+			continue;
+		}
+		nc = realloc(k->carry, (k->ncarry + 1) * sizeof(*nc));
+		if (!nc) {
+			close(c.fd);
+			free(c.pin);
+			r = -ENOMEM;
+			break;
+		}
+		k->carry = nc;
+		k->carry[k->ncarry++] = c;
+	}
+	closedir(d);
+	return r;
+}
+
 /* Give every (non-internal) map a pin path; libbpf then reuses a compatible pinned map at load
  * and pins new ones. A pinned map whose layout differs (an upgrade changed it) is unpinned first,
- * so a new one is made; its old contents are not carried over (reported in warnings). Returns the
- * number of maps that will be reused. */
+ * so a new one is made; a counting map (carried_maps) is pinned again as NAME-carry-ID first, so
+ * its counts survive until kern_carry_over() adds them to the new map. Returns the number of maps
+ * that will be reused. */
 static int pins_assign(struct kern *k, struct diag *errors)
 {
 	struct bpf_map *m;
@@ -178,9 +271,33 @@ static int pins_assign(struct kern *k, struct diag *errors)
 			    info.value_size == bpf_map__value_size(m) &&
 			    info.max_entries == bpf_map__max_entries(m) && info.map_flags == bpf_map__map_flags(m)) {
 				reused++;
+				if (m == k->skel->maps.counters)
+					k->counters_reused = 1;
+			} else if (r == 0 && is_carried(bpf_map__name(m), strlen(bpf_map__name(m)))) {
+				char diff[160], *keep = NULL;
+
+				layout_diff(&info, m, diff, sizeof(diff));
+				if (asprintf(&keep, "%s-carry-%u", path, info.id) < 0) {
+					close(fd);
+					free(path);
+					return -ENOMEM;
+				}
+				/* Pin under the new name before the old name goes: a crash in between
+				 * leaves both names, never none. */
+				if (bpf_obj_pin(fd, keep) < 0 && errno != EEXIST) {
+					diag_add(errors, "%s: the pinned map's layout differs from this version's (%s) "
+						 "and pinning it as %s failed (%s): it is replaced and its counts are "
+						 "not carried over", path, diff, keep, strerror(errno));
+				} else {
+					diag_add(errors, "%s: the pinned map's layout differs from this version's (%s): "
+						 "it is replaced, its counts are carried over from %s once the "
+						 "programs are switched", path, diff, keep);
+				}
+				free(keep);
+				(void)unlink(path);
 			} else {
 				diag_add(errors, "%s: the pinned map's layout differs from this version's; it is replaced "
-					 "and its contents are not carried over", path);
+					 "and rebuilt from the configuration", path);
 				(void)unlink(path);
 			}
 			close(fd);
@@ -253,6 +370,10 @@ int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const ch
 		if (r < 0)
 			goto fail;
 		r = pins_assign(k, &w);
+		if (r >= 0) {
+			k->adopted = r;
+			r = carry_scan(k, &w);
+		}
 		if (warnings)
 			diag_move(warnings, &w);
 		diag_free(&w);
@@ -260,7 +381,6 @@ int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const ch
 			diag_add(errors, "PinPath=%s: %s", pin_path, strerror(-r));
 			goto fail;
 		}
-		k->adopted = r;
 	}
 	r = egress__load(k->skel);
 	if (r < 0) {
@@ -277,6 +397,19 @@ int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const ch
 		diag_add(errors, "BPF: setting up the event ring buffer failed: %s (errno %d)",
 			 strerror(-r), -r);
 		goto fail;
+	}
+	/* Events still unread in a replaced ring buffer are read with this run's. */
+	for (size_t i = 0; i < k->ncarry; i++) {
+		struct kern_carry *c = &k->carry[i];
+
+		if (strcmp(c->name, "events") != 0 || c->info.type != BPF_MAP_TYPE_RINGBUF)
+			continue;
+		r = ring_buffer__add(k->rb, c->fd, ringbuf_handler, k);
+		if (r < 0) {
+			diag_add(errors, "%s: reading the replaced event ring buffer failed: %s (errno %d)",
+				 c->pin, strerror(-r), -r);
+			goto fail;
+		}
 	}
 	*ret = k;
 	return 0;
@@ -356,6 +489,12 @@ struct kern *kern_close(struct kern *k, int keep)
 		att_release(&k->att[i], keep);
 	free(k->att);
 	ring_buffer__free(k->rb);
+	for (size_t i = 0; i < k->ncarry; i++) {
+		if (k->carry[i].fd >= 0)
+			close(k->carry[i].fd);
+		free(k->carry[i].pin);
+	}
+	free(k->carry);
 	egress__destroy(k->skel);
 	if (k->pin_path && !keep)
 		pins_remove(k->pin_path);
@@ -1015,6 +1154,10 @@ int kern_events_consume(struct kern *k, int (*cb)(const struct egress_event *ev,
 	k->ev_userdata = NULL;
 	if (k->ev_err < 0)
 		return k->ev_err;
+	/* A replaced ring buffer no program writes any more has just been read to the end. */
+	for (size_t i = 0; r >= 0 && i < k->ncarry; i++)
+		if (k->carry[i].drain == 1 && unlink(k->carry[i].pin) == 0)
+			k->carry[i].drain = 2;
 	return r;
 }
 
@@ -1047,4 +1190,221 @@ int kern_restore_counters(struct kern *k, const struct egress_counter_key *keys,
 	}
 	free(percpu);
 	return r;
+}
+
+/* ---- carrying counts over a layout change ---------------------------------------------------- */
+
+int kern_counters_continue(const struct kern *k)
+{
+	if (!k)
+		return 0;
+	for (size_t i = 0; i < k->ncarry; i++)
+		if (strcmp(k->carry[i].name, "counters") == 0)
+			return 1;
+	return k->counters_reused;
+}
+
+/* Return once every BPF program that was running when called has finished: an update of a
+ * map-in-map makes the kernel wait for an RCU grace period (kernel/bpf/syscall.c,
+ * maybe_wait_bpf_programs()), and cgroup programs run inside rcu_read_lock(). */
+static int bpf_programs_quiesce(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts);
+	uint32_t zero = 0;
+	int inner, outer = -1, r;
+
+	inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "egress_quiesce", 4, 4, 1, NULL);
+	if (inner < 0)
+		return -errno;
+	opts.inner_map_fd = inner;
+	outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "egress_quiesce", 4, 4, 1, &opts);
+	r = outer < 0 ? -errno : 0;
+	if (r == 0 && bpf_map_update_elem(outer, &zero, &inner, BPF_ANY) < 0)
+		r = -errno;
+	if (outer >= 0)
+		close(outer);
+	close(inner);
+	return r;
+}
+
+static int carry_run(struct kern *k, const struct egress_carry *ctx)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = ctx, .ctx_size_in = sizeof(*ctx));
+
+	if (bpf_prog_test_run_opts(bpf_program__fd(k->skel->progs.carry), &o) < 0)
+		return -errno;
+	return o.retval == 0 ? 0 : -ERANGE;
+}
+
+/* Carry one replaced map c into this version's map of the same name. Entries carried are removed
+ * from (hash) or zeroed in (array) the old map, so an interrupted carry resumes where it stopped.
+ * Returns the number of entries carried, or a negative errno with one line in errors; entries
+ * that could not be converted stay in the old map. */
+static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, struct diag *errors)
+{
+	const struct bpf_map *nm = strcmp(c->name, "counters") == 0 ? k->skel->maps.counters :
+				   strcmp(c->name, "overflow") == 0 ? k->skel->maps.overflow : k->skel->maps.stats;
+	int hash = nm == k->skel->maps.counters;
+	uint32_t t = c->info.type;
+	int percpu = t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH ||
+		     t == BPF_MAP_TYPE_PERCPU_ARRAY;
+	int is_hash = t == BPF_MAP_TYPE_HASH || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_HASH ||
+		      t == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+	size_t ncopies = percpu ? (size_t)k->ncpus : 1, stride = ((size_t)c->info.value_size + 7) / 8 * 8;
+	struct carry_plan kp, vp;
+	struct btf *old_btf = NULL, *new_btf = bpf_object__btf(k->skel->obj);
+	unsigned char *keys = NULL, *vals = NULL, *zeros = NULL;
+	size_t nkeys = 0, bad = 0;
+	char what[PATH_MAX + 16];
+	int carried = 0, r;
+
+	if (hash ? !is_hash : (t != BPF_MAP_TYPE_ARRAY && t != BPF_MAP_TYPE_PERCPU_ARRAY)) {
+		diag_add(errors, "%s: a map of type %u cannot be carried into \"%s\"; it stays pinned", c->pin,
+			 t, c->name);
+		return -EINVAL;
+	}
+	if (c->info.btf_id) {
+		old_btf = btf__load_from_kernel_by_id(c->info.btf_id);
+		if (!old_btf) {
+			r = -errno;
+			diag_add(errors, "%s: reading its BTF (id %u) failed: %s; it stays pinned", c->pin,
+				 c->info.btf_id, strerror(-r));
+			return r;
+		}
+	}
+	snprintf(what, sizeof(what), "%s key", c->pin);
+	if (hash)
+		r = carry_plan_build(old_btf, c->info.btf_key_type_id, c->info.key_size, new_btf,
+				     bpf_map__btf_key_type_id(nm), sizeof(struct egress_counter_key), what,
+				     &kp, notes, errors);
+	else
+		r = c->info.key_size == sizeof(uint32_t) ? 0 : -EINVAL;
+	snprintf(what, sizeof(what), "%s value", c->pin);
+	if (r == 0)
+		r = carry_plan_build(old_btf, c->info.btf_value_type_id, c->info.value_size, new_btf,
+				     bpf_map__btf_value_type_id(nm), bpf_map__value_size(nm), what, &vp, notes,
+				     errors);
+	btf__free(old_btf);
+	if (r < 0) {
+		diag_add(errors, "%s: its entries cannot be converted to this version's layout; it stays pinned",
+			 c->pin);
+		return r;
+	}
+	if (is_hash) {
+		r = map_keys(c->fd, c->info.key_size, (void **)&keys, &nkeys);
+	} else {
+		nkeys = c->info.max_entries;
+		keys = calloc(nkeys ? nkeys : 1, sizeof(uint32_t));
+		r = keys ? 0 : -ENOMEM;
+		for (uint32_t i = 0; r == 0 && i < nkeys; i++)
+			memcpy(keys + i * sizeof(uint32_t), &i, sizeof(i));
+	}
+	vals = calloc(ncopies, stride);
+	zeros = calloc(ncopies, stride);
+	if (r == 0 && (!vals || !zeros))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < nkeys; i++) {
+		const unsigned char *key = keys + i * c->info.key_size;
+		struct egress_carry ctx = {};
+		int nonzero = 0, bad_entry = 0;
+
+		if (bpf_map_lookup_elem(c->fd, key, vals) < 0) {
+			if (errno != ENOENT)
+				r = -errno;
+			continue;
+		}
+		ctx.map = hash ? EGRESS_CARRY_COUNTERS :
+			  nm == k->skel->maps.overflow ? EGRESS_CARRY_OVERFLOW : EGRESS_CARRY_STATS;
+		memcpy(&ctx.index, key, sizeof(ctx.index) <= c->info.key_size ? sizeof(ctx.index) : 0);
+		if (hash && carry_convert(&kp, key, &ctx.key) < 0)
+			bad_entry = 1;
+		for (size_t cpu = 0; !bad_entry && cpu < ncopies; cpu++) {
+			struct egress_counter_val v = {};
+			uint64_t u = 0;
+
+			if (carry_convert(&vp, vals + cpu * stride, ctx.map == EGRESS_CARRY_STATS ? (void *)&u :
+					  (void *)&v) < 0) {
+				bad_entry = 1;
+				break;
+			}
+			if (ctx.map == EGRESS_CARRY_STATS)
+				v.connections = u;
+			ctx.val.connections += v.connections;
+			ctx.val.packets += v.packets;
+			ctx.val.bytes += v.bytes;
+		}
+		nonzero = ctx.val.connections || ctx.val.packets || ctx.val.bytes;
+		if (!bad_entry && nonzero) {
+			int rr = carry_run(k, &ctx);
+
+			if (rr == -ERANGE)
+				bad_entry = 1; /* an array index this version does not have */
+			else if (rr < 0)
+				r = rr;
+		}
+		if (bad_entry) {
+			bad++;
+			continue;
+		}
+		if (r < 0)
+			break;
+		if (nonzero)
+			carried++;
+		if (is_hash ? bpf_map_delete_elem(c->fd, key) < 0 && errno != ENOENT :
+			      nonzero && bpf_map_update_elem(c->fd, key, zeros, BPF_ANY) < 0)
+			r = -errno;
+	}
+	free(keys);
+	free(vals);
+	free(zeros);
+	if (r < 0) {
+		diag_add(errors, "%s: carrying its counts over failed after %d entries: %s; the rest stays pinned",
+			 c->pin, carried, strerror(-r));
+		return r;
+	}
+	if (bad) {
+		diag_add(errors, "%s: %zu entries do not fit this version's layout; they stay pinned there "
+			 "(%d carried over)", c->pin, bad, carried);
+		return -ERANGE;
+	}
+	return carried;
+}
+
+int kern_carry_over(struct kern *k, struct diag *notes, struct diag *errors)
+{
+	int total = 0, first = 0, pending = 0, r;
+
+	for (size_t i = 0; i < k->ncarry; i++)
+		pending += strcmp(k->carry[i].name, "events") != 0 && k->carry[i].fd >= 0;
+	if (pending) {
+		r = bpf_programs_quiesce();
+		if (r < 0) {
+			diag_add(errors, "PinPath=%s: waiting for the replaced programs to finish failed: %s; "
+				 "the replaced maps stay pinned", k->pin_path, strerror(-r));
+			return r;
+		}
+	}
+	for (size_t i = 0; i < k->ncarry; i++) {
+		struct kern_carry *c = &k->carry[i];
+
+		if (c->fd < 0 || c->drain)
+			continue;
+		if (strcmp(c->name, "events") == 0) {
+			c->drain = 1; /* unpinned once read to the end (kern_events_consume) */
+			continue;
+		}
+		r = carry_map(k, c, notes, errors);
+		if (r < 0) {
+			first = first ?: r;
+			continue;
+		}
+		total += r;
+		diag_add(notes, "%s: %d entries carried over into this version's \"%s\" map", c->pin, r,
+			 c->name);
+		if (unlink(c->pin) < 0 && errno != ENOENT)
+			diag_add(errors, "%s: unpinning the emptied map failed: %s", c->pin, strerror(errno));
+		close(c->fd);
+		c->fd = -1;
+	}
+	return first ?: total;
 }

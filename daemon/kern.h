@@ -8,9 +8,9 @@
  * struct diag where the caller needs the reason; libbpf's own messages go to the callback set
  * with kern_set_log().
  *
- * Not pinned yet: everything lives as long as the struct kern (kern_free detaches). The state of
- * the policy maps is read back from the maps themselves (not from memory), so adopting pinned maps
- * later needs no change to kern_sync_policies().
+ * With PinPath= everything is pinned and outlives the process (kern_open_pinned); without it,
+ * everything lives as long as the struct kern (kern_free detaches). The state of the policy maps is
+ * read back from the maps themselves (not from memory), so adopted pinned maps need no special case.
  */
 #ifndef EGRESSD_KERN_H
 #define EGRESSD_KERN_H
@@ -59,7 +59,9 @@ int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct di
  * filesystem, created mode 0700 with a links/ subdirectory): maps as pin_path/MAPNAME, links as
  * pin_path/links/CGROUPID-HOOK. Pinned maps of an earlier run are reused when their layout matches
  * (counters, policies, the GeoIP generation and unread events carry over; kern_adopted() > 0);
- * a map whose layout changed is replaced, with a line in warnings. pin_path NULL: no pinning.
+ * a map whose layout changed is replaced, with a line in warnings: a counting map is kept pinned
+ * as PinPath/NAME-carry-ID for kern_carry_over(), the others are rebuilt from the configuration.
+ * pin_path NULL: no pinning.
  * -ENOTSUP with one line in errors when pin_path's parent is not a bpf filesystem. A failed open
  * leaves existing pins alone. */
 int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const char *pin_path,
@@ -71,6 +73,26 @@ int kern_check_pin_path(const char *pin_path, struct diag *errors);
 
 /* Number of maps reused from pins (0: a fresh start). */
 int kern_adopted(const struct kern *k);
+
+/* 1 when the counts of an earlier run continue in this one: its "counters" map was reused, or
+ * replaced (layout change) and waiting for kern_carry_over(); then a snapshot must not be restored
+ * on top. 0 otherwise (k NULL too). */
+int kern_counters_continue(const struct kern *k);
+
+/* After an upgrade changed the layout of a counting map ("counters", "overflow", "stats"; see
+ * kern_open_pinned), add the counts of the earlier run's map, kept pinned as
+ * PinPath/NAME-carry-ID, to this version's map, then unpin it. Call once the earlier run's links
+ * carry this run's programs (after kern_sync_attachments): it first waits until no earlier program
+ * is still running (an RCU grace period), so no count arrives in the old map afterwards. Keys and
+ * values are converted field by field by name using both maps' BTF (daemon/carry.h) and added
+ * with the atomic adds of the hooks (program "carry", BPF_PROG_TEST_RUN), so concurrent counting
+ * loses nothing; a full "counters" sends the excess to the overflow slot, as the hooks do. A
+ * replaced "events" ring buffer is read along with the live one and unpinned once read to the end.
+ * Notes (what was carried, fields added or dropped) go to notes. Returns the number of entries
+ * carried (0: nothing to do), or the first negative errno with one line per problem in errors; a
+ * map that could not be carried entirely stays pinned with what is left, and the next start tries
+ * again. */
+int kern_carry_over(struct kern *k, struct diag *notes, struct diag *errors);
 
 /* keep (and pinned): leave programs attached and maps pinned for the next start (OnExit=keep,
  * and on a failed start after an adoption); else detach everything and remove the pins.

@@ -382,6 +382,7 @@ enum key_id {
 	K_REGIONS,
 	K_METRICS,
 	K_EVENTS,
+	K_COUNTERS,
 	/* regions */
 	K_DESCRIPTION,
 	K_SOURCE,
@@ -414,6 +415,7 @@ static const struct key_def daemon_keys[] = {
 	{ "OnExit", K_ONEXIT, false, false },	  { "PolicyDirectory", K_POLDIR, false, false },
 	{ "Regions", K_REGIONS, false, false },	  { "MetricsListen", K_METRICS, false, true },
 	{ "EventsRingBytes", K_EVENTS, false, false },
+	{ "CounterEntries", K_COUNTERS, false, false },
 	{},
 };
 static const struct key_def region_keys[] = {
@@ -734,6 +736,21 @@ static void daemon_key(struct loader *l, const struct key_def *k, const char *v,
 			return;
 		}
 		l->c.events_ring_bytes = (uint32_t)n;
+		return;
+	}
+	case K_COUNTERS: {
+		unsigned long long n;
+		char *end;
+
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (errno || end == v || *end || v[0] < '0' || v[0] > '9' || n < CONFIG_COUNTERS_MIN ||
+		    n > CONFIG_COUNTERS_MAX) {
+			lerr(l, l->line, "CounterEntries: '%s' is not a number of counter rows from %d to %d", v,
+			     CONFIG_COUNTERS_MIN, CONFIG_COUNTERS_MAX);
+			return;
+		}
+		l->c.counter_entries = (uint32_t)n;
 		return;
 	}
 	case K_ONEXIT:

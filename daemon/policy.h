@@ -68,6 +68,7 @@ struct config {
 	char *metrics_listen; /* MetricsListen= "ADDR:PORT" for a TCP /metrics listener, "" = off */
 	int on_exit_detach; /* OnExit=detach -> 1, keep -> 0 */
 	uint32_t events_ring_bytes; /* EventsRingBytes= (bytes, power of two), 0 = default */
+	uint32_t counter_entries; /* CounterEntries= (rows of map "counters"), 0 = default */
 	struct region *regions;
 	size_t nregions;
 	struct policy *policies; /* in file order (lexical file order, then section order) */
@@ -107,6 +108,10 @@ int config_load(const char *path, struct config *ret, struct diag *errors);
  * the default of bpf/egress.bpf.c (1 MiB). */
 #define CONFIG_EVENTS_RING_MIN 4096
 #define CONFIG_EVENTS_RING_MAX (256U << 20)
+/* CounterEntries= (rows of the per-CPU counter map, allocated at start): in this range; 0 (unset) =
+ * the default of bpf/egress.bpf.c (65536). */
+#define CONFIG_COUNTERS_MIN 1024
+#define CONFIG_COUNTERS_MAX 4194304
 
 /* Free everything c owns and zero it; c may be zeroed or partly filled. */
 void config_free(struct config *c);

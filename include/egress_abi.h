@@ -100,6 +100,23 @@ struct egress_counter_val {
 		      * the IP + TCP/UDP headers each further GSO segment will carry */
 };
 
+/* ---- Carrying counts over -----------------------------------------------------------------
+ * Program "carry" (BPF_PROG_TYPE_SYSCALL, run with BPF_PROG_TEST_RUN, never attached) adds counts
+ * into the live per-CPU maps with the same atomic adds the hooks use, so the daemon can add the
+ * counts of a replaced map (an upgrade changed its layout) while the hooks keep counting. Its
+ * context is one struct egress_carry (ctx_size_in = sizeof); the program returns 0, or 1 when
+ * map/index is out of range. Indices of "overflow" (verdicts) and "stats" (EGRESS_STAT_*) are
+ * never reused by a later version: new ones are appended. */
+#define EGRESS_CARRY_COUNTERS 0 /* key, val -> "counters" (or "overflow" when it is full) */
+#define EGRESS_CARRY_OVERFLOW 1 /* val -> "overflow"[index] */
+#define EGRESS_CARRY_STATS 2 /* val.connections -> "stats"[index] */
+struct egress_carry {
+	__u32 map; /* EGRESS_CARRY_* */
+	__u32 index; /* array index for OVERFLOW and STATS */
+	struct egress_counter_key key;
+	struct egress_counter_val val;
+};
+
 /* ---- Socket decisions ----------------------------------------------------------------------
  * Map "sk_decision": BPF_MAP_TYPE_SK_STORAGE (socket local storage), value struct
  * egress_sk_decision: the last allow / would_deny / local decision taken for a socket, by a

@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 77
 fi
 fail=0
-for t in "$BUILD"/tests/kern_smoke "$BUILD"/tests/lookup_check; do
+for t in "$BUILD"/tests/kern_smoke "$BUILD"/tests/carry_check "$BUILD"/tests/lookup_check; do
 	echo "== $t"
 	if [ ! -x "$t" ]; then
 		echo "FAIL: $t is not built (make all builds it)"

@@ -955,6 +955,54 @@ static void test_events_ring_bytes(void **state)
 	}
 }
 
+/* CounterEntries=: a number of rows from 1024 to 4194304; unset = 0 (the default size). */
+static void test_counter_entries(void **state)
+{
+	static const struct {
+		const char *v;
+		uint32_t want; /* 0: invalid */
+	} cases[] = {
+		{ "1024", 1024 }, { "65536", 65536 }, { "4194304", 4194304 }, { "100000", 100000 },
+		{ "1023", 0 },	  { "4194305", 0 },   { "0", 0 },	      { "-2048", 0 },
+		{ "64K", 0 },	  { "0x10000", 0 },   { "", 0 },	      { "99999999999999999999", 0 },
+	};
+	char main[256], want[700], name[64];
+	struct config c = {};
+	struct diag d = {};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char dir[256], path[512];
+		int r;
+
+		snprintf(name, sizeof(name), "counters-%zu", i);
+		snprintf(main, sizeof(main), "[Daemon]\nRegions=" REGIONS "\nCounterEntries=%s\n", cases[i].v);
+		make_tree(name, main, NULL, (const struct pfile[]){ { "a.conf", POL }, {} }, dir,
+			  sizeof(dir));
+		snprintf(path, sizeof(path), "%s/egressd.conf", dir);
+		r = config_load(path, &c, &d);
+		if (cases[i].want) {
+			print_diag(&d);
+			assert_int_equal(r, 0);
+			assert_int_equal(c.counter_entries, cases[i].want);
+			config_free(&c);
+		} else {
+			assert_int_equal(r, -EINVAL);
+			assert_int_equal(d.n, 1);
+			if (*cases[i].v)
+				snprintf(want, sizeof(want),
+					 "%s/egressd.conf:3: CounterEntries: '%s' is not a number of counter rows from 1024 to 4194304",
+					 dir, cases[i].v);
+			else
+				snprintf(want, sizeof(want), "%s/egressd.conf:3: CounterEntries: empty value", dir);
+			if (strcmp(d.msgs[0], want) != 0)
+				print_diag(&d);
+			assert_string_equal(d.msgs[0], want);
+		}
+		diag_free(&d);
+	}
+}
+
 /* PinPath= empty switches pinning off (the daemon then pins nothing); other paths may not be empty. */
 static void test_pinpath_empty(void **state)
 {
@@ -1306,6 +1354,7 @@ int main(void)
 		cmocka_unit_test(test_limit_total),
 		cmocka_unit_test(test_limit_files),
 		cmocka_unit_test(test_events_ring_bytes),
+		cmocka_unit_test(test_counter_entries),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
