@@ -1370,9 +1370,41 @@ static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, s
 	return carried;
 }
 
+/* Unpin every map pin in PinPath that no map of this version owns (a map an earlier version had,
+ * or had under another name because its contents changed meaning, egress_abi.h): after the switch
+ * no attached program uses it, and the kernel frees it with its last reference. */
+static void pins_prune_stale(struct kern *k, struct diag *notes)
+{
+	DIR *d = opendir(k->pin_path);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct bpf_map *m;
+		int ours = de->d_name[0] == '.' || strcmp(de->d_name, "links") == 0 ||
+			   strstr(de->d_name, "-carry-") != NULL;
+		char *p = NULL;
+
+		bpf_object__for_each_map(m, k->skel->obj)
+			if (!ours && !bpf_map__is_internal(m) && strcmp(bpf_map__name(m), de->d_name) == 0)
+				ours = 1;
+		if (ours || asprintf(&p, "%s/%s", k->pin_path, de->d_name) < 0)
+			continue;
+		if (unlink(p) == 0)
+			diag_add(notes, "%s: a map of an earlier version that this version does not use; unpinned", p);
+		free(p);
+	}
+	closedir(d);
+}
+
 int kern_carry_over(struct kern *k, struct diag *notes, struct diag *errors)
 {
 	int total = 0, first = 0, pending = 0, r;
+
+	if (!k->pin_path)
+		return 0;
+	pins_prune_stale(k, notes);
 
 	for (size_t i = 0; i < k->ncarry; i++)
 		pending += strcmp(k->carry[i].name, "events") != 0 && k->carry[i].fd >= 0;

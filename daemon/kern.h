@@ -88,6 +88,7 @@ int kern_counters_continue(const struct kern *k);
  * with the atomic adds of the hooks (program "carry", BPF_PROG_TEST_RUN), so concurrent counting
  * loses nothing; a full "counters" sends the excess to the overflow slot, as the hooks do. A
  * replaced "events" ring buffer is read along with the live one and unpinned once read to the end.
+ * Pins in PinPath that no map of this version owns (an earlier version's maps) are unpinned.
  * Notes (what was carried, fields added or dropped) go to notes. Returns the number of entries
  * carried (0: nothing to do), or the first negative errno with one line per problem in errors; a
  * map that could not be carried entirely stays pinned with what is left, and the next start tries

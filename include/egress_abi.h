@@ -100,13 +100,26 @@ struct egress_counter_val {
 		      * the IP + TCP/UDP headers each further GSO segment will carry */
 };
 
+/* ---- Upgrades -----------------------------------------------------------------------------
+ * Maps are pinned as PinPath/NAME and a new version adopts a pinned map whose layout (type, key
+ * and value size, max_entries, flags) is unchanged. Until the new version's programs replace the
+ * old ones on their links, the old programs keep running and read the same adopted maps, so:
+ *   - a change in the meaning of a map's contents that keeps its layout (a new table image format,
+ *     a policy field used differently) must give the map a new NAME (NAME_v2, as Cilium does):
+ *     the new version then fills a fresh map the old programs never see, and once the links are
+ *     switched the daemon unpins the maps no map of the new version owns (kern_carry_over);
+ *   - a layout change of a counting map (counters, overflow, stats, events) makes a new map and
+ *     the counts of the old one are carried over (kern_carry_over, program "carry" below);
+ *   - indices of "overflow" (verdicts) and "stats" (EGRESS_STAT_*) keep their meaning: new ones
+ *     are appended.
+ */
+
 /* ---- Carrying counts over -----------------------------------------------------------------
  * Program "carry" (BPF_PROG_TYPE_SYSCALL, run with BPF_PROG_TEST_RUN, never attached) adds counts
  * into the live per-CPU maps with the same atomic adds the hooks use, so the daemon can add the
  * counts of a replaced map (an upgrade changed its layout) while the hooks keep counting. Its
  * context is one struct egress_carry (ctx_size_in = sizeof); the program returns 0, or 1 when
- * map/index is out of range. Indices of "overflow" (verdicts) and "stats" (EGRESS_STAT_*) are
- * never reused by a later version: new ones are appended. */
+ * map/index is out of range. */
 #define EGRESS_CARRY_COUNTERS 0 /* key, val -> "counters" (or "overflow" when it is full) */
 #define EGRESS_CARRY_OVERFLOW 1 /* val -> "overflow"[index] */
 #define EGRESS_CARRY_STATS 2 /* val.connections -> "stats"[index] */
@@ -209,6 +222,8 @@ struct egress_event {
  * IPv6: h = top 16 bits; search ranges [idx[h], idx[h + 1]] for the last start <= address.
  * Both: bounded binary search, at most EGRESS_TABLE_MAX_STEPS steps.
  */
+/* A new image format gets a new magic, and the outer map a new name (geo_gen_v3 ...; see
+ * "Upgrades" above), so programs of the earlier version never read an image they cannot parse. */
 #define EGRESS_TABLE_MAGIC 0x3230424c54524745ULL /* "EGRTBL02" little-endian */
 #define EGRESS_TABLE_HDR_WORDS 16
 #define EGRESS_TABLE_IDX_ENTRIES 65537

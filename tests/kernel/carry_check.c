@@ -253,6 +253,12 @@ int main(void)
 	check(bpf_obj_pin(ofd, PIN "/overflow") == 0, "pin overflow: %s", strerror(errno));
 	close(ofd);
 
+	/* A map an earlier version had under a name this version does not use (the geo table of an
+	 * older image format): unpinned once the programs are switched. */
+	fd = map_with_btf(BPF_MAP_TYPE_ARRAY, "geo_gen_v0", 4, 8, 1, 0, 0);
+	check(bpf_obj_pin(fd, PIN "/geo_gen_v0") == 0, "pin geo_gen_v0: %s", strerror(errno));
+	close(fd);
+
 	/* This version starts on those pins. */
 	r = kern_open_pinned(&k, NULL, PIN, &errors, &warnings);
 	check(r == 0, "kern_open_pinned: %d", r);
@@ -269,6 +275,7 @@ int main(void)
 	check(kern_counters_continue(k) == 1, "kern_counters_continue: the counts of the earlier run continue");
 	check(pinned("counters-carry-") && pinned("stats-carry-") && pinned("overflow-carry-"),
 	      "the replaced maps are not kept pinned until carried");
+	check(pinned("geo_gen_v0"), "an earlier version's map was unpinned before the switch");
 
 	/* Carry: every fitting row, summed over CPUs; keys differing only in "hook" add up. */
 	r = kern_carry_over(k, &notes, &errors);
@@ -295,6 +302,11 @@ int main(void)
 	      (unsigned long long)over[EGRESS_VERDICT_DENY].packets, (unsigned long long)over[EGRESS_VERDICT_DENY].bytes);
 	check(pinned("counters-carry-") && !pinned("stats-carry-") && !pinned("overflow-carry-"),
 	      "after the carry: only the map with the row that does not fit stays pinned");
+	check(!pinned("geo_gen_v0") && has(&notes, PIN "/geo_gen_v0: a map of an earlier version", NULL),
+	      "an earlier version's map left pinned after the switch");
+	check(access(PIN "/counters", F_OK) == 0 && access(PIN "/geo_gen", F_OK) == 0 &&
+	      access(PIN "/policies", F_OK) == 0 && access(PIN "/cidr", F_OK) == 0,
+	      "this version's maps are not all pinned");
 	diag_free(&notes);
 	diag_free(&errors);
 

@@ -640,6 +640,9 @@ def main():
                     "EventsRingBytes=8K", "EventsRingBytes=16K")
             with open(u.conf, "w") as f:
                 f.write(conf)
+            # A map an earlier version pinned under a name this version does not use.
+            subprocess.run(["bpftool", "map", "create", os.path.join(u.pins, "geo_gen_v0"), "type", "array",
+                            "key", "4", "value", "8", "entries", "1", "name", "geo_gen_v0"], check=True)
             # Connects in a loop while the new version loads, takes over the links and carries.
             results, stop = [], threading.Event()
 
@@ -680,8 +683,9 @@ def main():
                   "events: %d seen before + %d seen after + %d lost != %d denies" %
                   (seen_before, st["events_seen"], st["events_lost"], want))
             check(st["events_seen"] >= 7, "the 7 events of the downtime were not read: %s" % st)
-            left = [n for n in os.listdir(u.pins) if "-carry-" in n]
+            left = [n for n in os.listdir(u.pins) if "-carry-" in n or n == "geo_gen_v0"]
             check(left == [], "replaced maps still pinned: %s" % left)
+            check("geo_gen_v0: a map of an earlier version that this version does not use; unpinned" in log, log)
             hooks = ["egress_connect4", "egress_connect6", "egress_sendmsg4", "egress_sendmsg6", "egress_skb"]
             check(attached_progs(cg_u) == hooks, "not one program per hook: %s" % attached_progs(cg_u))
             info = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "pinned",
