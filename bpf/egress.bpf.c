@@ -159,9 +159,16 @@ static __always_inline void stat_inc(__u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
+/* Destinations that never leave the host or its link, whatever the policy: loopback (127/8, ::1),
+ * unspecified (0.0.0.0, ::), link-local unicast (169.254/16 RFC 3927, fe80::/10 RFC 4291), the
+ * limited broadcast 255.255.255.255 (RFC 919: never forwarded), IPv4 multicast in the Local
+ * Network Control Block 224.0.0.0/24 (RFC 5771: not forwarded; mDNS, VRRP, OSPF) and IPv6
+ * multicast of scope 0-2 (reserved, interface-local, link-local: ff00::/16, ff01::/16, ff02::/16
+ * with any flags, RFC 4291 2.7). daemon/policy.c is_local() is the same test. */
 static __always_inline int is_local4(__u32 a /* host order */)
 {
-	return (a >> 24) == 127 || a == 0 || (a >> 16) == 0xa9fe;
+	return (a >> 24) == 127 || a == 0 || (a >> 16) == 0xa9fe || a == 0xffffffff ||
+	       (a >> 8) == 0xe00000;
 }
 
 static __always_inline int is_local6(const struct dest *d)
@@ -169,6 +176,8 @@ static __always_inline int is_local6(const struct dest *d)
 	__u32 w0 = bpf_ntohl(d->w[0]);
 
 	if ((w0 & 0xffc00000) == 0xfe800000) /* fe80::/10 */
+		return 1;
+	if ((w0 >> 24) == 0xff && ((w0 >> 16) & 0xf) <= 2) /* multicast, scope <= link-local */
 		return 1;
 	if (d->w[0] || d->w[1] || d->w[2])
 		return 0;

@@ -258,14 +258,19 @@ void policy_cidr_key(uint32_t policy_id, const struct policy_cidr *c, struct egr
 	*ret = k;
 }
 
+/* The programs' is_local4/is_local6 (bpf/egress.bpf.c, which cites the RFCs): loopback,
+ * unspecified, link-local unicast, limited broadcast, 224.0.0.0/24, IPv6 multicast of scope <= 2. */
 static bool is_local(int family, const uint8_t *a)
 {
-	static const uint8_t zero[16];
+	static const uint8_t zero[16], ones[4] = { 0xff, 0xff, 0xff, 0xff };
 
 	if (family == 4)
-		return a[0] == 127 || (a[0] == 169 && a[1] == 254) || memcmp(a, zero, 4) == 0;
+		return a[0] == 127 || (a[0] == 169 && a[1] == 254) || memcmp(a, zero, 4) == 0 ||
+		       memcmp(a, ones, 4) == 0 || (a[0] == 224 && a[1] == 0 && a[2] == 0);
 	if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
 		return true; /* :: and ::1 */
+	if (a[0] == 0xff && (a[1] & 0x0f) <= 2)
+		return true; /* multicast, scope reserved, interface-local or link-local */
 	return a[0] == 0xfe && (a[1] & 0xc0) == 0x80; /* fe80::/10 */
 }
 
