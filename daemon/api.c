@@ -28,6 +28,13 @@
 
 /* One libmicrohttpd daemon driven by the event loop: the Unix socket API, or the TCP /metrics
  * listener (metrics_only). */
+/* Open connections of one peer uid on the Unix socket (API_CONNECTIONS_PER_UID). */
+struct uid_conns {
+	uid_t uid;
+	unsigned n;
+	int reported; /* the daemon was told this uid reached the limit (until it drops below) */
+};
+
 struct server {
 	struct api *api;
 	struct MHD_Daemon *mhd;
@@ -35,6 +42,8 @@ struct server {
 	sd_event_source *timer; /* MHD_get_timeout() */
 	int metrics_only;
 	int port; /* metrics_only: bound TCP port */
+	struct uid_conns *uids; /* uids with open connections */
+	size_t nuids;
 };
 
 /* One published event, shared (refcounted) by the recent ring and the client queues. */
@@ -1111,6 +1120,79 @@ static int on_defer(sd_event_source *s, void *userdata)
 	return 0;
 }
 
+/* MHD_OPTION_NOTIFY_CONNECTION: count the connections of each peer uid (SO_PEERCRED; Unix socket
+ * only) and shut down those beyond API_CONNECTIONS_PER_UID at once, so one reader holding
+ * connections (idle ones stay up to the 30 s timeout) cannot take all API_CONNECTIONS from the
+ * others. uid 0 is not limited beyond the total. *socket_context: the counted uid (heap), or NULL. */
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct uid_conns *u = NULL;
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	uid_t *held;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		held = *socket_context;
+		for (size_t i = 0; held && i < srv->nuids; i++) {
+			if (srv->uids[i].uid != *held)
+				continue;
+			if (--srv->uids[i].n == 0)
+				srv->uids[i] = srv->uids[--srv->nuids];
+			else if (srv->uids[i].n < API_CONNECTIONS_PER_UID)
+				srv->uids[i].reported = 0;
+			break;
+		}
+		free(held);
+		*socket_context = NULL;
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED || srv->metrics_only)
+		return;
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || uc.uid == 0)
+		return;
+	for (size_t i = 0; i < srv->nuids && !u; i++)
+		if (srv->uids[i].uid == uc.uid)
+			u = &srv->uids[i];
+	if (u && u->n >= API_CONNECTIONS_PER_UID) {
+		/* MHD reads EOF at once and closes it; the client sees the connection end. */
+		(void)shutdown(ci->connect_fd, SHUT_RDWR);
+		if (!u->reported && srv->api->ops->access_denied) {
+			char msg[128];
+			struct api_denial d = { .pid = uc.pid, .uid = uc.uid, .gid = uc.gid, .method = "connect",
+						.path = srv->api->path ? srv->api->path : "(socket)", .role = "any",
+						.reason = msg };
+
+			snprintf(msg, sizeof(msg), "uid %u holds %d API connections, the limit per uid; "
+				 "further ones are closed until it holds fewer", (unsigned)uc.uid,
+				 API_CONNECTIONS_PER_UID);
+			srv->api->ops->access_denied(srv->api->ops->userdata, &d);
+		}
+		u->reported = 1;
+		return;
+	}
+	held = malloc(sizeof(*held));
+	if (!held)
+		return;
+	if (!u) {
+		struct uid_conns *nu = realloc(srv->uids, (srv->nuids + 1) * sizeof(*nu));
+
+		if (!nu) {
+			free(held);
+			return;
+		}
+		srv->uids = nu;
+		u = &srv->uids[srv->nuids++];
+		*u = (struct uid_conns){ .uid = uc.uid };
+	}
+	u->n++;
+	*held = uc.uid;
+	*socket_context = held;
+}
+
 static int server_start(struct api *api, struct server *srv, int fd, int metrics_only,
 			const char *name)
 {
@@ -1122,8 +1204,9 @@ static int server_start(struct api *api, struct server *srv, int fd, int metrics
 	srv->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
 				    handle, srv, MHD_OPTION_LISTEN_SOCKET, fd,
 				    MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+				    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, srv,
 				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
+				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_CONNECTIONS, MHD_OPTION_END);
 	if (!srv->mhd) {
 		close(fd); /* EBADF if MHD closed it already; nothing else runs in between */
 		return -EIO;
@@ -1258,8 +1341,11 @@ static void server_stop(struct server *srv)
 	sd_event_source_disable_unref(srv->timer);
 	srv->io = srv->timer = NULL;
 	if (srv->mhd)
-		MHD_stop_daemon(srv->mhd);
+		MHD_stop_daemon(srv->mhd); /* notifies every connection closed */
 	srv->mhd = NULL;
+	free(srv->uids);
+	srv->uids = NULL;
+	srv->nuids = 0;
 }
 
 struct api *api_free(struct api *api)

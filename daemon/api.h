@@ -15,6 +15,12 @@
 
 struct api;
 
+/* Open connections served at once (per listening socket), and of those at most
+ * API_CONNECTIONS_PER_UID from one peer uid other than 0 on the Unix socket: its further
+ * connections are closed at once (reported once through ops->access_denied, method "connect"). */
+#define API_CONNECTIONS 256
+#define API_CONNECTIONS_PER_UID 64
+
 /* Largest request body accepted; a larger one gets 413. */
 #define API_MAX_BODY (64 * 1024)
 

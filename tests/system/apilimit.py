@@ -2,16 +2,109 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The API recovers after its connection limit was reached: more than 256 clients hold half-sent
 requests, then go away; egressd must answer again at once (it used to stop accepting for good:
-libmicrohttpd re-arms its listening socket only in a later MHD_run, and nothing woke it)."""
+libmicrohttpd re-arms its listening socket only in a later MHD_run, and nothing woke it).
+And one uid cannot take the API from the others: beyond 64 connections of one non-root uid, its
+further connections are closed at once, while another uid and root are still served."""
 import os
 import resource
 import socket
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kernel"))
 import e2e  # noqa: E402
 from e2e import check, policy  # noqa: E402
+
+
+HOLDER = r"""
+import os, socket, sys, time
+sock, n = sys.argv[1], int(sys.argv[2])
+held = []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock)
+    s.send(b"GET /v1/status HTTP/1.1\r\n")  # half a request: the connection stays idle
+    held.append(s)
+time.sleep(1)
+closed = 0
+for s in held:
+    s.setblocking(False)
+    try:
+        closed += s.recv(1) == b""
+    except BlockingIOError:
+        pass
+print(closed, flush=True)
+sys.stdin.readline()
+"""
+
+GETTER = r"""
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+print(data.split(b"\r\n", 1)[0].decode())
+"""
+
+
+# The system interpreter: a per-user one (pyenv under /root) is not executable by other uids.
+PY = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def as_user(uid, gid):
+    def f():
+        os.setgroups([gid])
+        os.setgid(gid)
+        os.setuid(uid)
+    return f
+
+
+def per_uid(env):
+    cg = env.cgroup("apiuid")
+    d = env.daemon("apiuid", e2e.TEST_GEO, [policy("u", cg, "monitor", "DE")])
+    with open(d.conf) as f:
+        conf = f.read().replace("ReaderGroup=\n", "ReaderGroup=nogroup\n")
+    with open(d.conf, "w") as f:
+        f.write(conf)
+    os.chmod(env.tmp, 0o755)
+    os.chmod(d.dir, 0o755)
+    d.start()
+    holder = subprocess.Popen([PY, "-c", HOLDER, d.sock, "100"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, preexec_fn=as_user(65534, 65534))
+    try:
+        closed = int(holder.stdout.readline())
+        check(closed == 36, "uid 65534 opened 100 connections, %d were closed; want 100 - 64 = 36" % closed)
+        other = subprocess.run([PY, "-c", GETTER, d.sock], capture_output=True, text=True,
+                               timeout=10, preexec_fn=as_user(65533, 65534))
+        check(other.stdout.strip() == "HTTP/1.1 200 OK", "another uid was not served: %s %s" %
+              (other.stdout, other.stderr))
+        check(d.get("/v1/status")["version"], "root was not served")
+        again = subprocess.run([PY, "-c", GETTER, d.sock], capture_output=True, text=True,
+                               timeout=10, preexec_fn=as_user(65534, 65534))
+        check(again.stdout.strip() == "", "uid 65534 got a 65th connection: %s" % again.stdout)
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(10)
+    deadline = time.time() + 5
+    while True:
+        again = subprocess.run([PY, "-c", GETTER, d.sock], capture_output=True, text=True,
+                               timeout=10, preexec_fn=as_user(65534, 65534))
+        if again.stdout.strip() == "HTTP/1.1 200 OK" or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    check(again.stdout.strip() == "HTTP/1.1 200 OK", "uid 65534 not served after closing its connections")
+    log = d.logtext()
+    check(log.count("uid 65534 holds 64 API connections, the limit per uid") == 1,
+          "the limit is not logged exactly once:\n" + log)
+    d.stop()
+    print("ok     one uid holds at most 64 API connections; another uid and root are still served")
 
 
 def main():
@@ -50,13 +143,14 @@ def main():
                     time.sleep(0.1)
             print("   round %d: 400 half-open clients gone, API answered after %.2f s" % (rnd, time.time() - t0))
         check(st["version"], st)
-        ok = True
         print("ok     the API accepts again after its connection limit was reached")
+        per_uid(env)
+        ok = True
     except Exception as e:  # noqa: BLE001
         print("FAILED api limit: %s" % e)
     finally:
         env.cleanup()
-    print("apilimit: %d passed, %d failed" % (1 if ok else 0, 0 if ok else 1))
+    print("apilimit: %d passed, %d failed" % (2 if ok else 0, 0 if ok else 1))
     return 0 if ok else 1
 
 
