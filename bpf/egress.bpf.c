@@ -520,13 +520,14 @@ struct pkt {
 	struct dest d; /* canonical destination; port 0 */
 	__u32 l4off; /* offset of the L4 header (IPv6: 40, extension headers not followed) */
 	__u8 proto; /* IPv4 protocol / IPv6 next header */
+	__u8 to_self; /* destination address == source address (a packet to this host) */
 };
 
 /* Parse the IP header at the start of skb (cgroup_skb programs see the packet from its network
  * header). Returns 0, or -1 for a packet that is not IPv4/IPv6 or too short. */
 static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 {
-	__u8 b[40];
+	__u8 b[40] __attribute__((aligned(8)));
 
 	p->d.port = 0;
 	if (skb->protocol == bpf_htons(EGRESS_ETH_P_IP)) {
@@ -536,6 +537,7 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 		p->l4off = (b[0] & 0x0f) * 4;
 		__builtin_memcpy(&p->d.w[0], &b[16], 4);
 		p->d.w[1] = p->d.w[2] = p->d.w[3] = 0;
+		p->to_self = *(__u32 *)&b[12] == *(__u32 *)&b[16];
 		p->d.family = EGRESS_AF_INET;
 		return 0;
 	}
@@ -545,6 +547,7 @@ static __always_inline int parse_pkt(struct __sk_buff *skb, struct pkt *p)
 		p->proto = b[6];
 		p->l4off = 40;
 		__builtin_memcpy(p->d.w, &b[24], 16);
+		p->to_self = *(__u64 *)&b[8] == *(__u64 *)&b[24] && *(__u64 *)&b[16] == *(__u64 *)&b[32];
 		canon6(&p->d);
 		return 0;
 	}
@@ -611,6 +614,19 @@ int egress_skb(struct __sk_buff *skb)
 		/* NULL for request and timewait sockets (SYN-ACKs, ACKs after close). */
 		sd = bpf_sk_storage_get(&sk_decision, sk, NULL, 0);
 		if (sd && same_dest(sd, &p.d)) {
+			count(&sd->key, 0, pkts, nbytes);
+			return 1;
+		}
+		/* Decided for the unspecified address (local), and the packet goes to this host: the
+		 * kernel sent the connection there (127.0.0.1, ::1, or the bound source address;
+		 * ip_route_output_key_hash_rcu). The same connection: its packets count on that
+		 * decision, which now names the destination the packets carry. Any other
+		 * destination (a ping socket's sendto() after connect(0.0.0.0)) is decided below. */
+		if (sd && !(sd->addr[0] | sd->addr[1] | sd->addr[2] | sd->addr[3]) &&
+		    (p.to_self || (p.d.family == EGRESS_AF_INET ? is_local4(bpf_ntohl(p.d.w[0])) :
+							    is_local6(&p.d)))) {
+			__builtin_memcpy(sd->addr, p.d.w, 16);
+			sd->family = p.d.family;
 			count(&sd->key, 0, pkts, nbytes);
 			return 1;
 		}

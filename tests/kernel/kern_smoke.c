@@ -674,6 +674,12 @@ static const struct kcase enforce_cases[] = {
 	  { { 0, U, LOCAL, 1 } }, 0, 0, 0 },
 	{ "fe80::/10 is local", 0, UDP6_SENDTO, "fe80::1", NULL, 53, 0, { ENETUNREACH }, POL_E,
 	  { { 0, U, LOCAL, 1 } }, 0, 0, 0 },
+	/* connect() to the unspecified address reaches this host (the kernel routes it to 127.0.0.1
+	 * or ::1): one local connection, not a second one for the rewritten destination. */
+	{ "0.0.0.0 is local, counted once", 0, TCP4_CONNECT, "0.0.0.0", NULL, 9, 0, { ECONNREFUSED },
+	  POL_E, { { 0, T, LOCAL, 1 } }, 0, 0, 0 },
+	{ ":: is local, counted once", 0, TCP6_CONNECT, "::", NULL, 9, 0, { ECONNREFUSED }, POL_E,
+	  { { 0, T, LOCAL, 1 } }, 0, 0, 0 },
 	{ "224.0.0.251 (mDNS) is local", 0, UDP4_SENDTO, "224.0.0.251", NULL, 5353, 0, { ENETUNREACH },
 	  POL_E, { { 0, U, LOCAL, 1 } }, 0, 0, 0 },
 	{ "255.255.255.255 is local", 0, UDP4_SENDTO, "255.255.255.255", NULL, 67, 0, { ENETUNREACH },

@@ -139,8 +139,12 @@ def main():
     passed = failed = 0
     env = e2e.Env()
 
+    only = os.environ.get("E2E_ONLY")  # run only tests whose name contains this (development)
+
     def run(name, fn, *a):
         nonlocal passed, failed
+        if only and only not in name:
+            return
         try:
             fn(*a)
             passed += 1
@@ -255,6 +259,15 @@ def main():
                 {(E, "US", proto, "deny"): (2, 2, 2 * size1)})
             run("ICMP echo v%s: monitor would_deny" % fam, case, d, env, M,
                 ["icmp" + fam, "ping", b, 2], ["ok*2"], {(M, "US", proto, "would_deny"): (1, 2, 2 * size1)})
+        # A ping socket connected to the unspecified address (a local decision), then used to
+        # send elsewhere: each packet is judged by its own destination, not by that decision.
+        # The destination (US) is routed through lo but is not an address of this namespace,
+        # like a remote host (an address of the host itself would be local). IPv4 only: an IPv6
+        # socket connected to :: sends from ::1, which the kernel never sends anywhere else.
+        run("ICMP v4: connect(0.0.0.0) is local, a sendto() elsewhere is still denied", case, d, env, E,
+            ["--timeout-ms", 300, "--ping-connect", "0.0.0.0", "icmp4", "ping", "198.51.100.77", 2], ["EPERM*2"],
+            {(E, "unknown", "icmp", "local"): (1, 0, 0), (E, "US", "icmp", "deny"): (2, 2, 2 * ICMP4)},
+            ["ip route add 198.51.100.77/32 dev lo"])
         for fam, a, b, size1 in (("4", A, B, RAW4), ("6", A6, B6, RAW6)):
             run("raw socket v%s: allowed" % fam, case, d, env, E, ["raw" + fam, "sendto", a, 3], ["ok*3"],
                 {(E, "DE", "253", "allow"): (1, 3, 3 * size1)})

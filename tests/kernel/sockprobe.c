@@ -20,6 +20,7 @@
  *     udp4|udp6 uring-sendmsg ADDR PORT          one IORING_OP_SENDMSG of one datagram
  *     tcp4|tcp6 uring-connect ADDR PORT          IORING_OP_CONNECT on a blocking socket
  *     icmp4|icmp6 ping ADDR COUNT                ICMP ping socket (SOCK_DGRAM): COUNT echo
+ *                                                (--ping-connect A: connect() it to A first)
  *                                                requests of 16 bytes of data, each waiting up to
  *                                                --timeout-ms for its reply: "ok", "ETIMEDOUT" or
  *                                                the errno of sendto()
@@ -84,10 +85,11 @@ static int timeout_ms = 1000;
 static const char *move_to; /* --move-to CGDIR */
 static const char *scm_from; /* --scm-from CGDIR */
 static const char *peer_cgroup; /* --peer-cgroup CGDIR */
+static const char *ping_connect; /* --ping-connect ADDR: ping sockets connect() there first */
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sockprobe [--repeat N] [--timeout-ms MS] [--udp-sink ADDR PORT] "
+	fprintf(stderr, "usage: sockprobe [--repeat N] [--timeout-ms MS] [--ping-connect ADDR] [--udp-sink ADDR PORT] "
 			"tcp4|tcp6|udp4|udp6 OP ARGS...\n"
 			"  OP: connect ADDR PORT [--v6only=0|1] | sendto ADDR PORT | sendto-sin "
 			"ADDR4 PORT |\n"
@@ -342,6 +344,16 @@ static void ping_op(int family, const struct target *t, long count)
 	int proto = family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
 	int fd = make_socket_proto(family, SOCK_DGRAM, proto, -1);
 	unsigned char pkt[8 + 16], reply[256];
+
+	if (ping_connect) {
+		struct target c;
+
+		parse_target(family, ping_connect, "0", &c);
+		if (connect(fd, (const struct sockaddr *)&c.ss, c.len) < 0) {
+			fprintf(stderr, "sockprobe: connect %s: %s\n", ping_connect, strerror(errno));
+			exit(1);
+		}
+	}
 
 	for (long i = 0; i < count; i++) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -718,6 +730,9 @@ int main(int argc, char **argv)
 			i += 2;
 		} else if (strcmp(argv[i], "--peer-cgroup") == 0 && i + 1 < argc) {
 			peer_cgroup = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "--ping-connect") == 0 && i + 1 < argc) {
+			ping_connect = argv[i + 1];
 			i += 2;
 		} else if (strcmp(argv[i], "--timeout-ms") == 0 && i + 1 < argc) {
 			timeout_ms = atoi(argv[i + 1]);
