@@ -26,27 +26,12 @@
 #include "diag.h"
 #include "egress_abi.h"
 #include "kern.h"
+#include "tcheck.h"
 
 #define NKEYS 300 /* more than map_keys()' first allocation (64): its growth is exercised */
 #define PIN "/sys/fs/bpf/egressd-carry"
 
-static int failures, passes;
 
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passes++;
-		return;
-	}
-	failures++;
-	fprintf(stderr, "FAIL: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 /* The earlier version's key and value. */
 struct old_key {
@@ -392,6 +377,5 @@ int main(void)
 	free(w);
 	free(vals);
 	free(svals);
-	printf("%s: %d checks passed, %d failed\n", failures ? "FAIL" : "ok", passes, failures);
-	return failures ? 1 : 0;
+	return tcheck_summary();
 }

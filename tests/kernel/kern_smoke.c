@@ -38,6 +38,7 @@
 #include "diag.h"
 #include "egress_abi.h"
 #include "kern.h"
+#include "tcheck.h"
 #include "table.h"
 
 #define CC_DE ((('D' - 'A') * 26) + ('E' - 'A') + 1)
@@ -54,7 +55,6 @@
 #define A6 "2001:db8:1::10" /* DE */
 #define B6 "2001:db8:2::10" /* US */
 
-static int failures, passes;
 static char *cgmount;
 static char cg_top[512], cg_enf[600], cg_nest[700], cg_mon[600];
 static char rel_enf[300], rel_nest[300], rel_mon[300];
@@ -80,21 +80,6 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-static void check(int ok, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ok) {
-		passes++;
-		return;
-	}
-	failures++;
-	fprintf(stderr, "FAIL: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-}
 
 /* ---- a hand-made table image (egress_abi.h layout) ------------------------------------------ */
 
@@ -614,7 +599,7 @@ static void run_case(struct kern *k, const struct kcase *c)
 		check(e->pid == (uint32_t)pid && e->cgroup_id == cg_id(c->cg) &&
 			      e->policy_id == c->policy,
 		      "%s: event pid %u cgroup %" PRIu64 " policy %#x, want %d %" PRIu64 " %#x",
-		      c->name, e->pid, e->cgroup_id, e->policy_id, pid, cg_id(c->cg), c->policy);
+		      c->name, e->pid, (uint64_t)e->cgroup_id, e->policy_id, pid, cg_id(c->cg), c->policy);
 		check(e->dport == c->port, "%s: event port %u, want %d", c->name, e->dport,
 		      c->port);
 		check(strncmp(e->comm, "kern_smoke", 10) == 0, "%s: event comm %.16s", c->name,
@@ -961,6 +946,5 @@ int main(void)
 	free(img.words);
 	free(img2.words);
 	cleanup();
-	printf("%s: %d checks passed, %d failed\n", failures ? "FAIL" : "ok", passes, failures);
-	return failures ? 1 : 0;
+	return tcheck_summary();
 }

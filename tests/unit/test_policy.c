@@ -909,6 +909,19 @@ static void test_limit_files(void **state)
 	diag_free(&d);
 }
 
+/* Load a tree NAME whose main file sets one [Daemon] key (line 3) and has one policy; the tree's
+ * directory in dir. Returns config_load()'s result. */
+static int load_daemon_key(const char *name, const char *key, const char *value, struct config *c,
+			   struct diag *d, char *dir, size_t dirsize)
+{
+	char main[256], path[512];
+
+	snprintf(main, sizeof(main), "[Daemon]\nRegions=" REGIONS "\n%s=%s\n", key, value);
+	make_tree(name, main, NULL, (const struct pfile[]){ { "a.conf", POL }, {} }, dir, dirsize);
+	snprintf(path, sizeof(path), "%s/egressd.conf", dir);
+	return config_load(path, c, d);
+}
+
 /* EventsRingBytes=: a power of two from 4096 to 256 MiB, K and M suffixes; unset = 0. */
 static void test_events_ring_bytes(void **state)
 {
@@ -922,22 +935,17 @@ static void test_events_ring_bytes(void **state)
 		{ "4k", 0 },	     { "1MB", 0 },     { "0x1000", 0 },	  { "99999999999999999999", 0 },
 		{ "18014398509481984M", 0 },
 	};
-	char main[256], want[700], name[64];
+	char want[700], name[64];
 	struct config c = {};
 	struct diag d = {};
 
 	expect_load("ring-default", NULL, NULL, POL, 0, NULL, 0);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char dir[256], path[512];
+		char dir[256];
 		int r;
 
 		snprintf(name, sizeof(name), "ring-%zu", i);
-		snprintf(main, sizeof(main), "[Daemon]\nRegions=" REGIONS "\nEventsRingBytes=%s\n",
-			 cases[i].v);
-		make_tree(name, main, NULL, (const struct pfile[]){ { "a.conf", POL }, {} }, dir,
-			  sizeof(dir));
-		snprintf(path, sizeof(path), "%s/egressd.conf", dir);
-		r = config_load(path, &c, &d);
+		r = load_daemon_key(name, "EventsRingBytes", cases[i].v, &c, &d, dir, sizeof(dir));
 		if (cases[i].want) {
 			print_diag(&d);
 			assert_int_equal(r, 0);
@@ -966,21 +974,17 @@ static void test_counter_entries(void **state)
 		{ "1023", 0 },	  { "4194305", 0 },   { "0", 0 },	      { "-2048", 0 },
 		{ "64K", 0 },	  { "0x10000", 0 },   { "", 0 },	      { "99999999999999999999", 0 },
 	};
-	char main[256], want[700], name[64];
+	char want[700], name[64];
 	struct config c = {};
 	struct diag d = {};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char dir[256], path[512];
+		char dir[256];
 		int r;
 
 		snprintf(name, sizeof(name), "counters-%zu", i);
-		snprintf(main, sizeof(main), "[Daemon]\nRegions=" REGIONS "\nCounterEntries=%s\n", cases[i].v);
-		make_tree(name, main, NULL, (const struct pfile[]){ { "a.conf", POL }, {} }, dir,
-			  sizeof(dir));
-		snprintf(path, sizeof(path), "%s/egressd.conf", dir);
-		r = config_load(path, &c, &d);
+		r = load_daemon_key(name, "CounterEntries", cases[i].v, &c, &d, dir, sizeof(dir));
 		if (cases[i].want) {
 			print_diag(&d);
 			assert_int_equal(r, 0);
