@@ -68,6 +68,9 @@ struct follower {
 	struct counter_filter f;
 	int follow;
 	int suspended;
+	int gone; /* the client hung up while we waited for events */
+	sd_event_source *hup; /* EPOLLRDHUP on the connection while it waits (MHD does not poll a
+			       * suspended connection, so it would not see the client leave) */
 	struct qent *q; /* ring of cap entries */
 	size_t cap, head, n;
 	size_t off; /* bytes of the head entry already given to MHD */
@@ -754,11 +757,54 @@ static void follower_offer(struct follower *f, struct api_event *ev)
 	}
 }
 
+/* The client of a waiting follower hung up: end its stream, which frees the connection (and its
+ * share of API_CONNECTIONS_PER_UID) now rather than at the next matching event, if ever. */
+static int on_follower_hup(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct follower *f = userdata;
+
+	(void)s;
+	(void)fd;
+	(void)revents;
+	f->gone = 1;
+	if (f->suspended) {
+		f->suspended = 0;
+		MHD_resume_connection(f->c);
+		sd_event_source_set_enabled(f->api->defer, SD_EVENT_ONESHOT);
+	}
+	return 0;
+}
+
+static void follower_watch_hup(struct follower *f)
+{
+	const union MHD_ConnectionInfo *ci;
+	int fd;
+
+	if (f->hup) {
+		(void)sd_event_source_set_enabled(f->hup, SD_EVENT_ONESHOT);
+		return;
+	}
+	/* On a dup of the socket: MHD closes its fd on its own schedule, and a new connection may get
+	 * the same number; our own fd (closed with the source) watches this connection only. */
+	ci = MHD_get_connection_info(f->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 3) : -1;
+	if (fd < 0)
+		return;
+	if (sd_event_add_io(f->api->event, &f->hup, fd, EPOLLRDHUP, on_follower_hup, f) < 0) {
+		close(fd);
+		return;
+	}
+	(void)sd_event_source_set_io_fd_own(f->hup, 1);
+	(void)sd_event_source_set_enabled(f->hup, SD_EVENT_ONESHOT);
+}
+
 static ssize_t follower_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	struct follower *f = cls;
 	size_t out = 0;
 
+	if (f->gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (f->api->stopping)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	while (out < max) {
@@ -794,9 +840,10 @@ static ssize_t follower_read(void *cls, uint64_t pos, char *buf, size_t max)
 		return (ssize_t)out;
 	if (!f->follow)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	/* Nothing queued: wait for api_publish_event() to resume us. */
+	/* Nothing queued: wait for api_publish_event() to resume us, or the client to leave. */
 	f->suspended = 1;
 	MHD_suspend_connection(f->c);
+	follower_watch_hup(f);
 	return 0;
 }
 
@@ -812,6 +859,7 @@ static void follower_free(void *cls)
 		f->api->followers = f->next;
 	if (f->next)
 		f->next->prev = f->prev;
+	sd_event_source_disable_unref(f->hup);
 	while (f->n > 0)
 		follower_pop(f);
 	for (size_t i = 0; i < 4; i++)

@@ -38,6 +38,25 @@ print(closed, flush=True)
 sys.stdin.readline()
 """
 
+FOLLOWERS = r"""
+import socket, sys
+held = []
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    s.sendall(b"GET /v1/events?follow=1&country=JP HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:  # the response has started: the stream waits for events
+        b = s.recv(4096)
+        if not b:
+            sys.exit("stream closed early: %r" % data)
+        data += b
+    held.append(s)
+for s in held:
+    s.close()
+print("closed", len(held), flush=True)
+"""
+
 GETTER = r"""
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -100,11 +119,35 @@ def per_uid(env):
             break
         time.sleep(0.1)
     check(again.stdout.strip() == "HTTP/1.1 200 OK", "uid 65534 not served after closing its connections")
+    # Event streams the client closes while no event comes free their connections at once (MHD
+    # does not poll a waiting stream; egressd watches it for the hang-up).
+    def nsock():
+        n = 0
+        for fd in os.listdir("/proc/%d/fd" % d.proc.pid):
+            try:
+                n += os.readlink("/proc/%d/fd/%s" % (d.proc.pid, fd)).startswith("socket:")
+            except FileNotFoundError:
+                pass  # closed meanwhile
+        return n
+    base = nsock()
+    for rnd in range(2):
+        r = subprocess.run([PY, "-c", FOLLOWERS, d.sock, "64"], capture_output=True, text=True, timeout=30,
+                           preexec_fn=as_user(65534, 65534))
+        check(r.stdout.strip() == "closed 64", "follow streams: %s %s" % (r.stdout, r.stderr))
+        deadline = time.time() + 3
+        while nsock() > base and time.time() < deadline:
+            time.sleep(0.05)
+        check(nsock() <= base, "round %d: %d sockets of closed event streams still open" % (rnd, nsock() - base))
+        again = subprocess.run([PY, "-c", GETTER, d.sock], capture_output=True, text=True, timeout=10,
+                               preexec_fn=as_user(65534, 65534))
+        check(again.stdout.strip() == "HTTP/1.1 200 OK", "round %d: closed event streams still hold the uid's "
+              "connections: %s" % (rnd, again.stdout))
     log = d.logtext()
     check(log.count("uid 65534 holds 64 API connections, the limit per uid") == 1,
           "the limit is not logged exactly once:\n" + log)
     d.stop()
-    print("ok     one uid holds at most 64 API connections; another uid and root are still served")
+    print("ok     one uid holds at most 64 API connections; another uid and root are still served; "
+          "closed event streams free theirs at once")
 
 
 def main():
