@@ -150,13 +150,18 @@ struct dest {
 	__u16 port; /* host order */
 };
 
-static __always_inline void stat_inc(__u32 idx)
+static __always_inline void stat_add(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
 
 	/* Atomic for the same reason as the counters (see count()). */
 	if (v)
-		__sync_fetch_and_add(v, 1);
+		__sync_fetch_and_add(v, n);
+}
+
+static __always_inline void stat_inc(__u32 idx)
+{
+	stat_add(idx, 1);
 }
 
 /* Destinations that never leave the host or its link, whatever the policy: loopback (127/8, ::1),
@@ -268,8 +273,10 @@ static __always_inline __u8 proto_of(struct bpf_sock_addr *ctx)
 }
 
 /* This CPU's value of key's counter, inserted when missing; when "counters" is full, the overflow
- * slot of key's verdict (counted in EGRESS_STAT_COUNTER_OVERFLOW). NULL only for a bad verdict. */
-static __always_inline struct egress_counter_val *counter_slot(const struct egress_counter_key *key)
+ * slot of key's verdict, and n is added to EGRESS_STAT_COUNTER_OVERFLOW. NULL only for a bad
+ * verdict. */
+static __always_inline struct egress_counter_val *counter_slot(const struct egress_counter_key *key,
+								__u64 n)
 {
 	struct egress_counter_val *v, zero = {};
 	__u32 idx = key->verdict;
@@ -281,7 +288,7 @@ static __always_inline struct egress_counter_val *counter_slot(const struct egre
 	}
 	if (!v) {
 		v = bpf_map_lookup_elem(&overflow, &idx);
-		stat_inc(EGRESS_STAT_COUNTER_OVERFLOW);
+		stat_add(EGRESS_STAT_COUNTER_OVERFLOW, n);
 	}
 	return v;
 }
@@ -290,7 +297,7 @@ static __always_inline struct egress_counter_val *counter_slot(const struct egre
 static __always_inline void count(const struct egress_counter_key *key, __u64 conns, __u64 pkts,
 				  __u64 nbytes)
 {
-	struct egress_counter_val *v = counter_slot(key);
+	struct egress_counter_val *v = counter_slot(key, 1);
 
 	if (!v)
 		return;
@@ -680,8 +687,10 @@ int carry(struct egress_carry *ctx)
 		__sync_fetch_and_add(s, val.connections);
 		return 0;
 	}
+	/* A row that no longer fits adds its connections to the overflow statistic, as the hooks
+	 * would have one by one (at least 1: a row of packets only). */
 	if (map == EGRESS_CARRY_COUNTERS)
-		v = counter_slot(&key);
+		v = counter_slot(&key, val.connections ? val.connections : 1);
 	else if (map == EGRESS_CARRY_OVERFLOW)
 		v = bpf_map_lookup_elem(&overflow, &idx);
 	if (!v)

@@ -333,8 +333,8 @@ int render_metrics(const struct metrics_snapshot *snap, char **ret_text, size_t 
 		   "Deny events dropped because the ring buffer was full.");
 	fprintf(f, "egressd_events_lost_total %" PRIu64 "\n", snap->events_lost);
 	put_family(f, "egressd_counts_overflowed_total", "counter",
-		   "Counts that went to the overflow slot (country \"other\") "
-		   "because the counter map was full.");
+		   "Counter updates (decisions, packet-hook runs) that went to the overflow row "
+		   "(country \"other\") because the counter map was full.");
 	fprintf(f, "egressd_counts_overflowed_total %" PRIu64 "\n", snap->counter_overflow);
 	put_family(f, "egressd_geo_prefixes", "gauge",
 		   "CIDR prefixes in the loaded GeoIP data, by address family.");

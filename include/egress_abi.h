@@ -151,7 +151,9 @@ struct egress_sk_decision {
 /* ---- Statistics ----------------------------------------------------------------------------
  * Map "stats": BPF_MAP_TYPE_PERCPU_ARRAY of __u64, indexed by: */
 #define EGRESS_STAT_EVENTS_LOST 0 /* ring buffer reservation failures */
-#define EGRESS_STAT_COUNTER_OVERFLOW 1 /* counts sent to the overflow slot */
+#define EGRESS_STAT_COUNTER_OVERFLOW 1 /* counter updates sent to the overflow slot: one per
+					* decision or packet-hook run; a row carried over from a
+					* replaced map adds its connections (at least 1) */
 #define EGRESS_STAT_NO_TABLE 2 /* lookups while no GeoIP generation was installed */
 #define EGRESS_STAT_NO_POLICY 3 /* hook ran for a task with no policy on its cgroup path */
 #define EGRESS_STAT_COUNT 8
