@@ -1586,6 +1586,7 @@ int egressd_run(const struct egressd_args *args)
 		if (config_load(d.config_path, &pre, &errors) < 0) {
 			for (size_t i = 0; i < errors.n; i++)
 				log_error("%s", errors.msgs[i]);
+			diag_free(&errors); /* reported; out: would report them again */
 			log_error("start failed: invalid configuration; nothing changed in the kernel (programs an "
 				  "earlier run pinned stay attached)");
 			goto out;

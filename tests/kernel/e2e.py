@@ -705,6 +705,21 @@ def main():
             u.start()
             u.stop()
             check(attached_progs(cg_u) == [] and not os.path.exists(u.pins), "OnExit=detach left state")
+        def start_config_errors_once():
+            cg_x = env.cgroup("badconf")
+            x = env.daemon("badconf", TEST_GEO, [policy("x", cg_x, "enforce", "DE")])
+            with open(x.conf, "a") as f:
+                f.write("EventsRingBytes=3000\nCounterEntries=5\n")
+            r = subprocess.run([EGRESSD, "--config", x.conf], capture_output=True, text=True, timeout=20)
+            lines = r.stderr.splitlines()
+            want = ["egressd.conf:9: EventsRingBytes: '3000' is not a power of two",
+                    "egressd.conf:10: CounterEntries: '5' is not a number of counter rows from 1024 to 4194304"]
+            check(r.returncode == 1, r.stderr)
+            for w in want:
+                check(sum(w in l for l in lines) == 1, "%r not reported exactly once:\n%s" % (w, r.stderr))
+            check(sum("start failed: invalid configuration" in l for l in lines) == 1, r.stderr)
+        run("a start with an invalid configuration reports each error once", start_config_errors_once)
+
         run("upgrade: a changed map layout is replaced and its counts and events carried over, "
             "enforcing throughout", upgrade_layout)
 
