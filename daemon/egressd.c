@@ -1417,10 +1417,15 @@ static int prepare_socket_dir(const char *path)
 
 /* 1 if a server accepts connections on the Unix socket at path (another egressd, or systemd
  * holding it for socket activation), else 0. */
-static int socket_in_use(const char *path)
+/* Whether something listens on the Unix socket path: the pid that listens there (SO_PEERCRED),
+ * 1 when in use by an unknown pid, 0 when not (nothing there, or nobody accepts). */
+static pid_t socket_in_use_once(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd, r;
+	struct ucred uc = {};
+	socklen_t len = sizeof(uc);
+	pid_t r = 0;
+	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return 0;
@@ -1428,8 +1433,22 @@ static int socket_in_use(const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return 0;
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+		r = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0 && uc.pid > 0 ? uc.pid : 1;
 	close(fd);
+	return r;
+}
+
+/* socket_in_use_once, waiting up to 3 s for it to become free: an egressd killed with SIGKILL
+ * keeps accepting on its socket while the kernel frees its maps (about 2 s with large ones). */
+static pid_t socket_in_use(const char *path)
+{
+	pid_t r = socket_in_use_once(path);
+
+	for (int i = 0; r > 0 && i < 30; i++) {
+		(void)usleep(100 * 1000);
+		r = socket_in_use_once(path);
+	}
 	return r;
 }
 
@@ -1568,10 +1587,13 @@ int egressd_run(const struct egressd_args *args)
 		struct config pre = {};
 
 		if (config_load(d.config_path, &pre, &errors) >= 0) {
-			int busy = socket_in_use(pre.socket);
+			pid_t busy = socket_in_use(pre.socket);
 
-			if (busy)
-				log_error("%s: another egressd is serving this socket; refusing to start", pre.socket);
+			if (busy > 1)
+				log_error("%s: another process (pid %d) is serving this socket; refusing to start",
+					  pre.socket, (int)busy);
+			else if (busy)
+				log_error("%s: another process is serving this socket; refusing to start", pre.socket);
 			config_free(&pre);
 			if (busy)
 				goto out;
