@@ -552,17 +552,27 @@ static int reload(struct egressd *d, struct diag *errors)
 			{ "MetricsListen", offsetof(struct config, metrics_listen) },
 		};
 
+		/* d->cfg keeps the values in force since the start, so the reminder comes with every
+		 * reload until the file and the running process agree again (or the next start). */
 		for (size_t i = 0; i < sizeof(start_only) / sizeof(start_only[0]); i++) {
-			const char *a = *(char *const *)((const char *)&d->cfg + start_only[i].off);
-			const char *b = *(char *const *)((const char *)&cfg + start_only[i].off);
+			char **a = (char **)((char *)&d->cfg + start_only[i].off);
+			char **b = (char **)((char *)&cfg + start_only[i].off);
+			char *in_force = *a;
 
-			if (strcmp(a ? a : "", b ? b : "") != 0)
-				log_warning("%s: %s= changed; it takes effect at the next start", cfg.path, start_only[i].key);
+			if (strcmp(*a ? *a : "", *b ? *b : "") != 0)
+				log_warning("%s: %s= differs from the value in force (%s); it takes effect at the next "
+					    "start", cfg.path, start_only[i].key, *a ? *a : "");
+			*a = *b; /* freed with the old configuration below */
+			*b = in_force;
 		}
 		if (d->cfg.events_ring_bytes != cfg.events_ring_bytes)
-			log_warning("%s: EventsRingBytes= changed; it takes effect at the next start", cfg.path);
+			log_warning("%s: EventsRingBytes= differs from the value in force; it takes effect at the "
+				    "next start", cfg.path);
 		if (d->cfg.counter_entries != cfg.counter_entries)
-			log_warning("%s: CounterEntries= changed; it takes effect at the next start", cfg.path);
+			log_warning("%s: CounterEntries= differs from the value in force; it takes effect at the "
+				    "next start", cfg.path);
+		cfg.events_ring_bytes = d->cfg.events_ring_bytes;
+		cfg.counter_entries = d->cfg.counter_entries;
 	}
 	for (size_t i = 0; i < cfg.npolicies; i++)
 		(void)id_name_set(&d->polnames, &d->npolnames, cfg.policies[i].id, cfg.policies[i].name);

@@ -288,6 +288,10 @@ static int pins_assign(struct kern *k, struct diag *errors)
 					diag_add(errors, "%s: the pinned map's layout differs from this version's (%s) "
 						 "and pinning it as %s failed (%s): it is replaced and its counts are "
 						 "not carried over", path, diff, keep, strerror(errno));
+				} else if (m == k->skel->maps.events) {
+					diag_add(errors, "%s: the pinned ring buffer's layout differs from this version's "
+						 "(%s): it is replaced; its unread events are read from %s", path, diff,
+						 keep);
 				} else {
 					diag_add(errors, "%s: the pinned map's layout differs from this version's (%s): "
 						 "it is replaced, its counts are carried over from %s once the "

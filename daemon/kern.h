@@ -57,7 +57,7 @@ int kern_open_sized(struct kern **ret, const struct kern_sizes *sizes, struct di
 
 /* kern_open_sized with everything pinned under pin_path (PinPath=, a directory on a bpf
  * filesystem, created mode 0700 with a links/ subdirectory): maps as pin_path/MAPNAME, links as
- * pin_path/links/CGROUPID-HOOK. Pinned maps of an earlier run are reused when their layout matches
+ * pin_path/links/CGROUPID-N (N: index in kern_hook_names). Pinned maps of an earlier run are reused when their layout matches
  * (counters, policies, the GeoIP generation and unread events carry over; kern_adopted() > 0);
  * a map whose layout changed is replaced, with a line in warnings: a counting map is kept pinned
  * as PinPath/NAME-carry-ID for kern_carry_over(), the others are rebuilt from the configuration.

@@ -664,8 +664,9 @@ def main():
             during = 200 * len(results)
             check(during >= 400, "the loop ran only %d connects" % during)
             log = u.logtext()
-            check("CounterEntries= changed" not in log, log)
+            check("CounterEntries= differs" not in log, log)
             check("/counters: the pinned map's layout differs" in log and "max_entries 2048 -> 4096" in log, log)
+            check("/events: the pinned ring buffer's layout differs" in log and "unread events are read from" in log, log)
             check("entries carried over into this version's \"counters\" map" in log, log)
             want = 5 + 7 + during
             print("  upgrade: %d connects during the switch" % during)
@@ -692,6 +693,30 @@ def main():
                                               os.path.join(u.pins, "counters")],
                                              capture_output=True, text=True).stdout)
             check(info["max_entries"] == 4096, info)
+            # A reload cannot resize the maps: each reload while the file differs from the value
+            # in force says so, and the running maps stay as they are.
+            with open(u.conf) as f:
+                conf = f.read().replace("CounterEntries=4096", "CounterEntries=8192")
+            with open(u.conf, "w") as f:
+                f.write(conf)
+            for n in (1, 2):
+                gen = u.get("/v1/status")["generation"]
+                os.kill(u.proc.pid, signal.SIGHUP)
+                deadline = time.time() + 10
+                while u.get("/v1/status")["generation"] == gen and time.time() < deadline:
+                    time.sleep(0.05)
+                with open(u.log) as f:
+                    full = f.read()
+                check(full.count("CounterEntries= differs from the value in force") == n,
+                      "reload %d: no reminder that CounterEntries= waits for the next start" % n)
+            info = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "pinned",
+                                              os.path.join(u.pins, "counters")],
+                                             capture_output=True, text=True).stdout)
+            check(info["max_entries"] == 4096, "a reload resized the counter map: %s" % info)
+            with open(u.conf) as f:
+                conf = f.read().replace("CounterEntries=8192", "CounterEntries=4096")
+            with open(u.conf, "w") as f:
+                f.write(conf)
             # A plain restart after that: nothing to carry, counts continue.
             u.stop()
             u.start()
