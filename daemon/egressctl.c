@@ -114,6 +114,20 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *userdata)
 
 /* Do one request. Returns EXIT_OK with *ret_status and the body in b, or EXIT_DAEMON after printing
  * why the daemon could not be reached. */
+/* One line on stderr for a failed transfer: the system error, or libcurl's reason. A connection
+ * closed without a reply (right after the connect: libcurl then reports a connect failure with
+ * no system error) is what egressd does to a user holding API_CONNECTIONS_PER_UID (64)
+ * connections already: say so. */
+static void report_transfer_error(CURLcode cr, long os_errno, const char *errbuf)
+{
+	if (cr == CURLE_GOT_NOTHING || (cr == CURLE_COULDNT_CONNECT && os_errno == 0))
+		fprintf(stderr, "egressctl: egressd at %s closed the connection without a reply (it does "
+			"that to a user who holds 64 API connections already; see its log)\n", arg_socket);
+	else
+		fprintf(stderr, "egressctl: cannot reach egressd at %s: %s\n", arg_socket,
+			os_errno ? strerror((int)os_errno) : (errbuf[0] ? errbuf : curl_easy_strerror(cr)));
+}
+
 static int http(const char *method, const char *path, long *ret_status, struct buf *b)
 {
 	char errbuf[CURL_ERROR_SIZE] = "", *url = NULL;
@@ -152,12 +166,8 @@ static int http(const char *method, const char *path, long *ret_status, struct b
 		if (b->too_big)
 			fprintf(stderr, "egressctl: reply from egressd larger than %u bytes\n",
 				MAX_REPLY);
-		else if (os_errno)
-			fprintf(stderr, "egressctl: cannot reach egressd at %s: %s\n", arg_socket,
-				strerror((int)os_errno));
 		else
-			fprintf(stderr, "egressctl: cannot reach egressd at %s: %s\n", arg_socket,
-				errbuf[0] ? errbuf : curl_easy_strerror(cr));
+			report_transfer_error(cr, os_errno, errbuf);
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_status);
@@ -1010,9 +1020,7 @@ static int cmd_events(int argc, char **argv)
 		long os_errno = 0;
 
 		curl_easy_getinfo(st.c, CURLINFO_OS_ERRNO, &os_errno);
-		fprintf(stderr, "egressctl: cannot reach egressd at %s: %s\n", arg_socket,
-			os_errno ? strerror((int)os_errno) :
-				   (errbuf[0] ? errbuf : curl_easy_strerror(cr)));
+		report_transfer_error(cr, os_errno, errbuf);
 		r = EXIT_DAEMON;
 	} else if (status != 200) {
 		json_object *o = st.err.p ? json_tokener_parse(st.err.p) : NULL, *e;

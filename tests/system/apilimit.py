@@ -107,6 +107,10 @@ def per_uid(env):
         again = subprocess.run([PY, "-c", GETTER, d.sock], capture_output=True, text=True,
                                timeout=10, preexec_fn=as_user(65534, 65534))
         check(again.stdout.strip() == "", "uid 65534 got a 65th connection: %s" % again.stdout)
+        ctl = subprocess.run([e2e.EGRESSCTL, "--socket", d.sock, "status"], capture_output=True, text=True,
+                             timeout=10, preexec_fn=as_user(65534, 65534))
+        check(ctl.returncode != 0 and "closed the connection without a reply (it does that to a user who "
+              "holds 64 API connections already; see its log)" in ctl.stderr, "egressctl: %r" % ctl.stderr)
     finally:
         holder.stdin.write("\n")
         holder.stdin.flush()
