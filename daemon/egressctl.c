@@ -241,6 +241,24 @@ static int is_scalar(json_object *v)
 
 /* Text of a value for a table cell: strings as is, null "-", arrays of scalars joined by ",",
  * anything else compact JSON. Returns a heap string. */
+/* The short text of an object in a table cell: a cgroup's "path", a CIDR exception's
+ * "action:cidr" (in a static buffer until the next call), else NULL. */
+static const char *short_text(json_object *o)
+{
+	static char buf[128];
+	json_object *a = NULL, *b = NULL;
+
+	if (!json_object_is_type(o, json_type_object))
+		return NULL;
+	if (json_object_object_get_ex(o, "path", &a) && json_object_is_type(a, json_type_string))
+		return json_object_get_string(a)[0] ? json_object_get_string(a) : "/";
+	if (json_object_object_get_ex(o, "cidr", &a) && json_object_object_get_ex(o, "action", &b)) {
+		snprintf(buf, sizeof(buf), "%s:%s", json_object_get_string(b), json_object_get_string(a));
+		return buf;
+	}
+	return NULL;
+}
+
 static char *cell_text(json_object *v)
 {
 	char *s = NULL;
@@ -255,15 +273,22 @@ static char *cell_text(json_object *v)
 		int scalars = 1;
 
 		for (size_t i = 0; i < n; i++)
-			if (!is_scalar(json_object_array_get_idx(v, i)))
+			if (!is_scalar(json_object_array_get_idx(v, i)) && !short_text(json_object_array_get_idx(v, i)))
 				scalars = 0;
 		if (scalars) {
 			f = open_memstream(&s, &len);
 			if (!f)
 				return NULL;
-			for (size_t i = 0; i < n; i++)
-				fprintf(f, "%s%s", i ? "," : "",
-					json_object_get_string(json_object_array_get_idx(v, i)));
+			for (size_t i = 0; i < n; i++) {
+				json_object *e = json_object_array_get_idx(v, i);
+				json_object *x = NULL;
+				const char *t = short_text(e);
+
+				fprintf(f, "%s%s", i ? "," : "", t ? t : json_object_get_string(e));
+				/* a configured cgroup that does not exist (yet) */
+				if (t && json_object_object_get_ex(e, "exists", &x) && !json_object_get_boolean(x))
+					fputs("(absent)", f);
+			}
 			if (n == 0)
 				fputs("-", f);
 			fclose(f);

@@ -410,6 +410,15 @@ def main():
             check(status == 400 and "addr" in json.loads(body)["error"], (status, body))
         run("api: lookup", lookup)
 
+        def ctl_status_table():
+            r = subprocess.run([EGRESSCTL, "--socket", d.sock, "status"], capture_output=True, text=True, timeout=10)
+            check(r.returncode == 0, r.stderr)
+            rows = [l for l in r.stdout.splitlines() if "t-enforce" in l]
+            check(len(rows) == 1, r.stdout)
+            check(cg_enf + " " in rows[0] + " " and "allow:198.51.100.128/25,deny:192.0.2.128/25" in rows[0]
+                  and "{" not in rows[0], "policies row is not readable text: %r" % rows[0])
+        run("egressctl status: policies as a readable table", ctl_status_table)
+
         def metrics():
             m = d.get("/metrics")
             for name in ("egressd_connections_total{", "egressd_events_lost_total", "egressd_geo_prefixes{",
