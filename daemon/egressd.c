@@ -493,6 +493,8 @@ static int reload(struct egressd *d, struct diag *errors)
 	r = config_load(d->config_path, &cfg, errors);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < cfg.warnings.n; i++)
+		log_warning("%s", cfg.warnings.msgs[i]);
 	r = check_geo_paths(&cfg, errors);
 	if (r < 0)
 		goto fail;
@@ -1475,6 +1477,8 @@ int egressd_check(const char *config_path)
 		struct resolved *res = NULL;
 		size_t nres = 0;
 		char *mount = NULL;
+
+		diag_move(&warnings, &cfg.warnings);
 
 		/* Unit= resolution and cross-policy cgroup conflicts; ids are not needed here. */
 		if (cgroup_find_v2_mount(&mount) < 0)

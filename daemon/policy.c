@@ -367,6 +367,7 @@ void config_free(struct config *c)
 	for (size_t i = 0; i < c->npolicies; i++)
 		policy_done(&c->policies[i]);
 	free(c->policies);
+	diag_free(&c->warnings);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -1113,6 +1114,46 @@ static int cidr_index(struct loader *l, struct policy *p, size_t idx)
 	return 0;
 }
 
+/* Whether every address of c is a local destination (is_local(): the verdict is local whatever
+ * the exceptions say), so an exception for it has no effect. */
+static bool cidr_all_local(const struct policy_cidr *c)
+{
+	static const struct {
+		uint8_t family, plen, addr[4];
+	} v4[] = {
+		{ 4, 8, { 127 } }, { 4, 32, { 0 } }, { 4, 16, { 169, 254 } }, { 4, 32, { 255, 255, 255, 255 } },
+		{ 4, 24, { 224, 0, 0 } },
+	};
+
+	if (c->family == 4) {
+		for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++)
+			if (c->plen >= v4[i].plen && prefix_match(v4[i].addr, c->addr, v4[i].plen))
+				return true;
+		return false;
+	}
+	if (c->plen == 128 && is_local(6, c->addr))
+		return true; /* :: and ::1 */
+	if (c->plen >= 10 && c->addr[0] == 0xfe && (c->addr[1] & 0xc0) == 0x80)
+		return true; /* inside fe80::/10 */
+	return c->plen >= 16 && c->addr[0] == 0xff && (c->addr[1] & 0x0f) <= 2; /* multicast, scope <= 2 */
+}
+
+static void lwarn(struct loader *l, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void lwarn(struct loader *l, unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+	char *m = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	if (m)
+		diag_add(&l->c.warnings, "%s:%u: %s", l->file, line, m);
+	free(m);
+}
+
 static void add_cidr(struct loader *l, struct policy *p, const char *key, uint8_t action,
 		     const char *t)
 {
@@ -1125,6 +1166,10 @@ static void add_cidr(struct loader *l, struct policy *p, const char *key, uint8_
 	}
 	c.action = action;
 	c.line = l->line;
+	if (cidr_all_local(&c))
+		lwarn(l, l->line, "%s: %s holds only local destinations (loopback, link-local, unspecified, "
+		      "broadcast or link-scope multicast), which are always allowed: this exception has no effect",
+		      key, policy_cidr_format(&c, buf));
 	{
 		struct policy_cidr *o = cidr_find(l, p, &c);
 

@@ -73,6 +73,8 @@ struct config {
 	size_t nregions;
 	struct policy *policies; /* in file order (lexical file order, then section order) */
 	size_t npolicies;
+	struct diag warnings; /* "FILE:LINE: message": valid settings that do not do what they seem
+			       * to (an exception for a local destination) */
 };
 
 /* Parse path, its policy directory and the regions file. Returns 0 and fills *ret (free with

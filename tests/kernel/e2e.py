@@ -752,6 +752,15 @@ def main():
             for w in want:
                 check(sum(w in l for l in lines) == 1, "%r not reported exactly once:\n%s" % (w, r.stderr))
             check(sum("start failed: invalid configuration" in l for l in lines) == 1, r.stderr)
+            # A valid configuration with an exception that cannot take effect: --check warns.
+            with open(x.conf) as f:
+                conf = f.read().replace("EventsRingBytes=3000\nCounterEntries=5\n", "")
+            with open(x.conf, "w") as f:
+                f.write(conf)
+            x.write_policies([policy("x", cg_x, "enforce", "DE", "DenyCIDR=224.0.0.0/24")])
+            r = subprocess.run([EGRESSD, "--check", "--config", x.conf], capture_output=True, text=True, timeout=60)
+            check(r.returncode == 0 and "warning: " in r.stderr and
+                  "00.conf:6: DenyCIDR: 224.0.0.0/24 holds only local destinations" in r.stderr, r.stderr)
         run("a start with an invalid configuration reports each error once", start_config_errors_once)
 
         run("upgrade: a changed map layout is replaced and its counts and events carried over, "

@@ -1267,6 +1267,44 @@ static const struct decide_case decide_cases[] = {
 	{ "2a00::1", "FR", A, A, NULL, "allowed country, IPv6" },
 };
 
+/* An exception that holds only local destinations has no effect (local comes first): a warning
+ * (not an error: the configuration stays valid) naming the file, line and prefix. Prefixes that
+ * only overlap a local range, or are not local at all, get none. */
+static void test_local_cidr_warnings(void **state)
+{
+	static const char *pol =
+		"[Policy]\nName=w\nCgroup=w.slice\n"
+		"DenyCIDR=224.0.0.0/24 169.254.0.0/16 fe80::/64\n"
+		"AllowCIDR=127.0.0.1/32 255.255.255.255/32 ff02::fb/128 ff12::/16\n"
+		"DenyCIDR=0.0.0.0/0 224.0.0.0/4 ff00::/8 ff05::/16 169.254.0.0/15 ::/128 fe80::/9\n";
+	static const char *const want[] = {
+		"p.conf:4: DenyCIDR: 224.0.0.0/24 holds",
+		"p.conf:4: DenyCIDR: 169.254.0.0/16 holds",
+		"p.conf:4: DenyCIDR: fe80::/64 holds",
+		"p.conf:5: AllowCIDR: 127.0.0.1/32 holds",
+		"p.conf:5: AllowCIDR: 255.255.255.255/32 holds",
+		"p.conf:5: AllowCIDR: ff02::fb/128 holds",
+		"p.conf:5: AllowCIDR: ff12::/16 holds",
+		"p.conf:6: DenyCIDR: ::/128 holds",
+	};
+	struct config c = {};
+	struct diag d = {};
+	char dir[256], path[512];
+
+	(void)state;
+	make_tree("localcidr", NULL, NULL, (const struct pfile[]){ { "p.conf", pol }, {} }, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/egressd.conf", dir);
+	assert_int_equal(config_load(path, &c, &d), 0);
+	for (size_t i = 0; i < c.warnings.n; i++)
+		fprintf(stderr, "warning: %s\n", c.warnings.msgs[i]);
+	assert_int_equal(c.warnings.n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < c.warnings.n; i++) {
+		assert_non_null(strstr(c.warnings.msgs[i], want[i]));
+		assert_non_null(strstr(c.warnings.msgs[i], "which are always allowed: this exception has no effect"));
+	}
+	config_free(&c);
+}
+
 static void parse_addr(const char *s, int *family, uint8_t a[16])
 {
 	memset(a, 0, 16);
@@ -1372,6 +1410,7 @@ int main(void)
 		cmocka_unit_test(test_limit_files),
 		cmocka_unit_test(test_events_ring_bytes),
 		cmocka_unit_test(test_counter_entries),
+		cmocka_unit_test(test_local_cidr_warnings),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmp, teardown_tmp);
