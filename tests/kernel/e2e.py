@@ -97,6 +97,15 @@ class Daemon:
         self.proc = None
         self.log = os.path.join(self.dir, "egressd.log")
 
+    def edit_conf(self, old, new):
+        """Replace old by new in the main configuration file (old must be there)."""
+        with open(self.conf) as f:
+            text = f.read()
+        if old not in text:
+            raise Failure("%s: %r is not in the configuration" % (self.conf, old))
+        with open(self.conf, "w") as f:
+            f.write(text.replace(old, new))
+
     def write_policies(self, policies):
         pd = os.path.join(self.dir, "policies.d")
         for fn in os.listdir(pd):
@@ -572,10 +581,7 @@ def main():
             check(probe(env, cg_p, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM"], "failed start ended enforcement")
             # OnExit=detach removes everything.
             p.write_policies([policy("p", cg_p, "enforce", "DE")])
-            with open(p.conf) as f:
-                conf = f.read().replace("OnExit=keep", "OnExit=detach")
-            with open(p.conf, "w") as f:
-                f.write(conf)
+            p.edit_conf("OnExit=keep", "OnExit=detach")
             p.start()
             c = p.counters(cg_p)[(cg_p, "US", "tcp", "deny")]
             check(c == before + 8, "counters %d, want %d" % (c, before + 8))
@@ -644,11 +650,8 @@ def main():
             os.unlink(u.sock)
             # Down: 7 denies, their events wait in the old ring buffer.
             check(probe(env, cg_u, "--repeat", 7, "tcp4", "connect", "198.51.100.10", 443) == ["EPERM*7"], "")
-            with open(u.conf) as f:
-                conf = f.read().replace("CounterEntries=2048", "CounterEntries=4096").replace(
-                    "EventsRingBytes=8K", "EventsRingBytes=16K")
-            with open(u.conf, "w") as f:
-                f.write(conf)
+            u.edit_conf("CounterEntries=2048", "CounterEntries=4096")
+            u.edit_conf("EventsRingBytes=8K", "EventsRingBytes=16K")
             # A map an earlier version pinned under a name this version does not use.
             subprocess.run(["bpftool", "map", "create", os.path.join(u.pins, "geo_gen_v0"), "type", "array",
                             "key", "4", "value", "8", "entries", "1", "name", "geo_gen_v0"], check=True)
@@ -704,10 +707,7 @@ def main():
             check(info["max_entries"] == 4096, info)
             # A reload cannot resize the maps: each reload while the file differs from the value
             # in force says so, and the running maps stay as they are.
-            with open(u.conf) as f:
-                conf = f.read().replace("CounterEntries=4096", "CounterEntries=8192")
-            with open(u.conf, "w") as f:
-                f.write(conf)
+            u.edit_conf("CounterEntries=4096", "CounterEntries=8192")
             for n in (1, 2):
                 gen = u.get("/v1/status")["generation"]
                 os.kill(u.proc.pid, signal.SIGHUP)
@@ -722,19 +722,13 @@ def main():
                                               os.path.join(u.pins, "counters")],
                                              capture_output=True, text=True).stdout)
             check(info["max_entries"] == 4096, "a reload resized the counter map: %s" % info)
-            with open(u.conf) as f:
-                conf = f.read().replace("CounterEntries=8192", "CounterEntries=4096")
-            with open(u.conf, "w") as f:
-                f.write(conf)
+            u.edit_conf("CounterEntries=8192", "CounterEntries=4096")
             # A plain restart after that: nothing to carry, counts continue.
             u.stop()
             u.start()
             check(u.counters(cg_u).get((cg_u, "US", "tcp", "deny"), 0) == want, "counts lost on restart")
             check("carried over" not in u.logtext(), u.logtext())
-            with open(u.conf) as f:
-                conf = f.read().replace("OnExit=keep", "OnExit=detach")
-            with open(u.conf, "w") as f:
-                f.write(conf)
+            u.edit_conf("OnExit=keep", "OnExit=detach")
             u.stop()
             u.start()
             u.stop()
@@ -753,10 +747,7 @@ def main():
                 check(sum(w in l for l in lines) == 1, "%r not reported exactly once:\n%s" % (w, r.stderr))
             check(sum("start failed: invalid configuration" in l for l in lines) == 1, r.stderr)
             # A valid configuration with an exception that cannot take effect: --check warns.
-            with open(x.conf) as f:
-                conf = f.read().replace("EventsRingBytes=3000\nCounterEntries=5\n", "")
-            with open(x.conf, "w") as f:
-                f.write(conf)
+            x.edit_conf("EventsRingBytes=3000\nCounterEntries=5\n", "")
             x.write_policies([policy("x", cg_x, "enforce", "DE", "DenyCIDR=224.0.0.0/24")])
             r = subprocess.run([EGRESSD, "--check", "--config", x.conf], capture_output=True, text=True, timeout=60)
             check(r.returncode == 0 and "warning: " in r.stderr and

@@ -87,10 +87,7 @@ def as_user(uid, gid):
 def per_uid(env):
     cg = env.cgroup("apiuid")
     d = env.daemon("apiuid", e2e.TEST_GEO, [policy("u", cg, "monitor", "DE")])
-    with open(d.conf) as f:
-        conf = f.read().replace("ReaderGroup=\n", "ReaderGroup=nogroup\n")
-    with open(d.conf, "w") as f:
-        f.write(conf)
+    d.edit_conf("ReaderGroup=\n", "ReaderGroup=nogroup\n")
     os.chmod(env.tmp, 0o755)
     os.chmod(d.dir, 0o755)
     d.start()

@@ -71,10 +71,7 @@ def main():
         run("useradd", "-M", "-N", "-s", "/usr/sbin/nologin", U_OUT)
         cg = env.cgroup("roles")
         d = env.daemon("roles", e2e.WORLD_GEO, [policy("r", cg, "monitor", "DE")])
-        with open(d.conf) as f:
-            conf = f.read().replace("ReaderGroup=\n", "ReaderGroup=%s\nAdminGroup=%s\n" % (G_READ, G_ADMIN))
-        with open(d.conf, "w") as f:
-            f.write(conf)
+        d.edit_conf("ReaderGroup=\n", "ReaderGroup=%s\nAdminGroup=%s\n" % (G_READ, G_ADMIN))
         for p in (env.tmp, d.dir):
             os.chmod(p, 0o711)
         d.start()

@@ -92,10 +92,7 @@ def test_notify(env):
         geo2 = os.path.join(env.tmp, "world2.csv.gz")
         with open(e2e.WORLD_GEO, "rb") as src, open(geo2, "wb") as dst:
             dst.write(src.read())
-        with open(d.conf) as f:
-            conf = f.read().replace(e2e.WORLD_GEO, geo2)
-        with open(d.conf, "w") as f:
-            f.write(conf)
+        d.edit_conf(e2e.WORLD_GEO, geo2)
         mark = len(ns.msgs)
         os.kill(d.proc.pid, signal.SIGHUP)
         r = ns.wait_for("RELOADING=1", mark)
