@@ -78,6 +78,32 @@ def check(cond, msg):
         raise Failure(msg)
 
 
+class Runner:
+    """run(name, fn, *args): one test, printed as "ok     NAME" or "FAILED NAME: why" (a Failure's
+    message, else the traceback). E2E_ONLY=TEXT in the environment runs only the tests whose name
+    contains TEXT (development). summary() prints "N passed, N failed" and returns the exit code."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+        self.only = os.environ.get("E2E_ONLY")
+
+    def __call__(self, name, fn, *a):
+        if self.only and self.only not in name:
+            return
+        try:
+            fn(*a)
+            self.passed += 1
+            print("ok     %s" % name, flush=True)
+        except Exception as e:  # noqa: BLE001 - every failure is reported
+            self.failed += 1
+            detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
+            print("FAILED %s: %s" % (name, detail), flush=True)
+
+    def summary(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        return 0 if self.failed == 0 else 1
+
+
 class Daemon:
     """One egressd with its own config directory, socket and test cgroups."""
 
@@ -343,23 +369,8 @@ def main():
         return 77
 
     ensure_bpffs()
-    passed = failed = 0
     env = Env()
-
-    only = os.environ.get("E2E_ONLY")  # run only tests whose name contains this (development)
-
-    def run(name, fn, *a):
-        nonlocal passed, failed
-        if only and only not in name:
-            return
-        try:
-            fn(*a)
-            passed += 1
-            print("ok     %s" % name, flush=True)
-        except Exception as e:  # noqa: BLE001 - every failure is reported
-            failed += 1
-            detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
-            print("FAILED %s: %s" % (name, detail), flush=True)
+    run = Runner()
 
     try:
         cg_enf = env.cgroup("enforce")
@@ -762,8 +773,7 @@ def main():
             crash_and_adopt)
     finally:
         env.cleanup()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return run.summary()
 
 
 if __name__ == "__main__":

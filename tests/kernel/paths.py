@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402
@@ -136,23 +135,8 @@ def main():
         print("SKIP: no cgroup v2 mount in /proc/self/mountinfo")
         return 77
     e2e.ensure_bpffs()
-    passed = failed = 0
     env = e2e.Env()
-
-    only = os.environ.get("E2E_ONLY")  # run only tests whose name contains this (development)
-
-    def run(name, fn, *a):
-        nonlocal passed, failed
-        if only and only not in name:
-            return
-        try:
-            fn(*a)
-            passed += 1
-            print("ok     %s" % name, flush=True)
-        except Exception as e:  # noqa: BLE001 - every failure is reported
-            failed += 1
-            detail = str(e) if isinstance(e, Failure) else traceback.format_exc()
-            print("FAILED %s: %s" % (name, detail), flush=True)
+    run = e2e.Runner()
 
     try:
         E = env.cgroup("enforce")
@@ -371,8 +355,7 @@ def main():
         run("cost of the packet program per packet (bpf_stats, 200 MB over lo)", cost)
     finally:
         env.cleanup()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return run.summary()
 
 
 if __name__ == "__main__":
