@@ -273,10 +273,10 @@ static __always_inline __u8 proto_of(struct bpf_sock_addr *ctx)
 }
 
 /* This CPU's value of key's counter, inserted when missing; when "counters" is full, the overflow
- * slot of key's verdict, and n is added to EGRESS_STAT_COUNTER_OVERFLOW. NULL only for a bad
- * verdict. */
+ * slot of key's verdict (*ret_over set to 1 if ret_over), and n is added to
+ * EGRESS_STAT_COUNTER_OVERFLOW. NULL only for a bad verdict. */
 static __always_inline struct egress_counter_val *counter_slot(const struct egress_counter_key *key,
-								__u64 n)
+								__u64 n, int *ret_over)
 {
 	struct egress_counter_val *v, zero = {};
 	__u32 idx = key->verdict;
@@ -289,6 +289,8 @@ static __always_inline struct egress_counter_val *counter_slot(const struct egre
 	if (!v) {
 		v = bpf_map_lookup_elem(&overflow, &idx);
 		stat_add(EGRESS_STAT_COUNTER_OVERFLOW, n);
+		if (ret_over)
+			*ret_over = 1;
 	}
 	return v;
 }
@@ -297,7 +299,7 @@ static __always_inline struct egress_counter_val *counter_slot(const struct egre
 static __always_inline void count(const struct egress_counter_key *key, __u64 conns, __u64 pkts,
 				  __u64 nbytes)
 {
-	struct egress_counter_val *v = counter_slot(key, 1);
+	struct egress_counter_val *v = counter_slot(key, 1, NULL);
 
 	if (!v)
 		return;
@@ -669,34 +671,51 @@ int egress_skb(struct __sk_buff *skb)
 	return 1;
 }
 
+/* Entries of replaced maps whose counts were added but which are not yet removed from them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, EGRESS_CARRY_MARKS_MAX);
+	__type(key, struct egress_carry_mark);
+	__type(value, __u8);
+} carry_marks SEC(".maps");
+
 /* Add the counts of a replaced map (struct egress_carry, include/egress_abi.h) to the live maps,
- * atomically, as the hooks do: run by the daemon with BPF_PROG_TEST_RUN after an upgrade changed a
- * counting map's layout. Returns 0, or 1 for an unknown map or an index out of range. */
+ * atomically, as the hooks do, and set the entry's mark in "carry_marks" in the same run: run by
+ * the daemon with BPF_PROG_TEST_RUN after an upgrade changed a counting map's layout. Returns an
+ * EGRESS_CARRY_* code; nothing is changed unless it is OK or OVERFLOWED. */
 SEC("syscall")
 int carry(struct egress_carry *ctx)
 {
 	struct egress_counter_key key = ctx->key;
 	struct egress_counter_val val = ctx->val, *v = NULL;
+	struct egress_carry_mark mark = ctx->mark;
 	__u32 map = ctx->map, idx = ctx->index;
-	__u64 *s;
+	__u8 one = 1;
+	int over = 0;
+	__u64 *s = NULL;
 
-	if (map == EGRESS_CARRY_STATS) {
+	/* Check what can fail before the mark is set. */
+	if (map == EGRESS_CARRY_STATS)
 		s = bpf_map_lookup_elem(&stats, &idx);
-		if (!s)
-			return 1;
+	else if (map == EGRESS_CARRY_OVERFLOW)
+		v = bpf_map_lookup_elem(&overflow, &idx);
+	if (map == EGRESS_CARRY_STATS ? !s : map == EGRESS_CARRY_OVERFLOW ? !v :
+	    map != EGRESS_CARRY_COUNTERS || key.verdict >= EGRESS_VERDICT_COUNT)
+		return EGRESS_CARRY_RANGE;
+	if (bpf_map_update_elem(&carry_marks, &mark, &one, BPF_NOEXIST) < 0)
+		return EGRESS_CARRY_MARKED;
+	if (s) {
 		__sync_fetch_and_add(s, val.connections);
-		return 0;
+		return EGRESS_CARRY_OK;
 	}
 	/* A row that no longer fits adds its connections to the overflow statistic, as the hooks
 	 * would have one by one (at least 1: a row of packets only). */
 	if (map == EGRESS_CARRY_COUNTERS)
-		v = counter_slot(&key, val.connections ? val.connections : 1);
-	else if (map == EGRESS_CARRY_OVERFLOW)
-		v = bpf_map_lookup_elem(&overflow, &idx);
+		v = counter_slot(&key, val.connections ? val.connections : 1, &over);
 	if (!v)
-		return 1;
+		return EGRESS_CARRY_RANGE; /* not reached: the verdict was checked */
 	__sync_fetch_and_add(&v->connections, val.connections);
 	__sync_fetch_and_add(&v->packets, val.packets);
 	__sync_fetch_and_add(&v->bytes, val.bytes);
-	return 0;
+	return over ? EGRESS_CARRY_OVERFLOWED : EGRESS_CARRY_OK;
 }

@@ -44,6 +44,8 @@ struct server {
 	int port; /* metrics_only: bound TCP port */
 	struct uid_conns *uids; /* uids with open connections */
 	size_t nuids;
+	unsigned nonroot; /* connections of uids other than 0 */
+	int nonroot_reported; /* the non-root total was reported full (until it drops below) */
 };
 
 /* One published event, shared (refcounted) by the recent ring and the client queues. */
@@ -1184,6 +1186,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 
 	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
 		held = *socket_context;
+		if (held && srv->nonroot > 0 && --srv->nonroot < API_CONNECTIONS - API_CONNECTIONS_ROOT)
+			srv->nonroot_reported = 0;
 		for (size_t i = 0; held && i < srv->nuids; i++) {
 			if (srv->uids[i].uid != *held)
 				continue;
@@ -1205,6 +1209,22 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 	for (size_t i = 0; i < srv->nuids && !u; i++)
 		if (srv->uids[i].uid == uc.uid)
 			u = &srv->uids[i];
+	if (srv->nonroot >= API_CONNECTIONS - API_CONNECTIONS_ROOT) {
+		(void)shutdown(ci->connect_fd, SHUT_RDWR);
+		if (!srv->nonroot_reported && srv->api->ops->access_denied) {
+			char msg[160];
+			struct api_denial d = { .pid = uc.pid, .uid = uc.uid, .gid = uc.gid, .method = "connect",
+						.path = srv->api->path ? srv->api->path : "(socket)", .role = "any",
+						.reason = msg };
+
+			snprintf(msg, sizeof(msg), "users other than root hold %d API connections, all but the %d "
+				 "kept for root; further ones are closed until they hold fewer",
+				 API_CONNECTIONS - API_CONNECTIONS_ROOT, API_CONNECTIONS_ROOT);
+			srv->api->ops->access_denied(srv->api->ops->userdata, &d);
+		}
+		srv->nonroot_reported = 1;
+		return;
+	}
 	if (u && u->n >= API_CONNECTIONS_PER_UID) {
 		/* MHD reads EOF at once and closes it; the client sees the connection end. */
 		(void)shutdown(ci->connect_fd, SHUT_RDWR);
@@ -1237,6 +1257,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		*u = (struct uid_conns){ .uid = uc.uid };
 	}
 	u->n++;
+	srv->nonroot++;
 	*held = uc.uid;
 	*socket_context = held;
 }

@@ -15,11 +15,13 @@
 
 struct api;
 
-/* Open connections served at once (per listening socket), and of those at most
- * API_CONNECTIONS_PER_UID from one peer uid other than 0 on the Unix socket: its further
- * connections are closed at once (reported once through ops->access_denied, method "connect"). */
+/* Open connections served at once (per listening socket). On the Unix socket, peers other than
+ * uid 0 may hold at most API_CONNECTIONS_PER_UID each and API_CONNECTIONS - API_CONNECTIONS_ROOT
+ * together, so root always finds a free one; their further connections are closed at once
+ * (reported once per episode through ops->access_denied, method "connect"). */
 #define API_CONNECTIONS 256
 #define API_CONNECTIONS_PER_UID 64
+#define API_CONNECTIONS_ROOT 16
 
 /* Largest request body accepted; a larger one gets 413. */
 #define API_MAX_BODY (64 * 1024)

@@ -122,7 +122,8 @@ static void report_transfer_error(CURLcode cr, long os_errno, const char *errbuf
 {
 	if (cr == CURLE_GOT_NOTHING || (cr == CURLE_COULDNT_CONNECT && os_errno == 0))
 		fprintf(stderr, "egressctl: egressd at %s closed the connection without a reply (it does "
-			"that to a user who holds 64 API connections already; see its log)\n", arg_socket);
+			"that when this user holds 64 API connections, or all users but root 240; see its "
+			"log)\n", arg_socket);
 	else
 		fprintf(stderr, "egressctl: cannot reach egressd at %s: %s\n", arg_socket,
 			os_errno ? strerror((int)os_errno) : (errbuf[0] ? errbuf : curl_easy_strerror(cr)));

@@ -1231,17 +1231,36 @@ static int bpf_programs_quiesce(void)
 	return r;
 }
 
+/* Run program "carry" on ctx: returns its EGRESS_CARRY_* code, or a negative errno. */
 static int carry_run(struct kern *k, const struct egress_carry *ctx)
 {
 	LIBBPF_OPTS(bpf_test_run_opts, o, .ctx_in = ctx, .ctx_size_in = sizeof(*ctx));
 
 	if (bpf_prog_test_run_opts(bpf_program__fd(k->skel->progs.carry), &o) < 0)
 		return -errno;
-	return o.retval == 0 ? 0 : -ERANGE;
+	return (int)o.retval;
 }
 
-/* Carry one replaced map c into this version's map of the same name. Entries carried are removed
- * from (hash) or zeroed in (array) the old map, so an interrupted carry resumes where it stopped.
+/* Delete every mark of the replaced map map_id from "carry_marks" (its entries are all removed). */
+static void carry_marks_clear(struct kern *k, uint32_t map_id)
+{
+	int fd = bpf_map__fd(k->skel->maps.carry_marks);
+	struct egress_carry_mark *marks = NULL;
+	size_t n = 0;
+
+	if (map_keys(fd, sizeof(*marks), (void **)&marks, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (marks[i].src_map_id == map_id)
+			(void)bpf_map_delete_elem(fd, &marks[i]);
+	free(marks);
+}
+
+/* Carry one replaced map c into this version's map of the same name. Per entry: program "carry"
+ * adds the counts and sets the entry's mark in one run; then the entry is removed from (hash) or
+ * zeroed in (array) the old map, then the mark is deleted. A daemon killed at any point resumes
+ * where it stopped: an entry still in the old map but marked was added already and is only
+ * removed, so nothing is added twice or lost.
  * Returns the number of entries carried, or a negative errno with one line in errors; entries
  * that could not be converted stay in the old map. */
 static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, struct diag *errors)
@@ -1258,14 +1277,20 @@ static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, s
 	struct carry_plan kp, vp;
 	struct btf *old_btf = NULL, *new_btf = bpf_object__btf(k->skel->obj);
 	unsigned char *keys = NULL, *vals = NULL, *zeros = NULL;
+	int mfd = bpf_map__fd(k->skel->maps.carry_marks);
 	size_t nkeys = 0, bad = 0;
 	char what[PATH_MAX + 16];
-	int carried = 0, r;
+	int carried = 0, overflowed = 0, r;
 
 	if (hash ? !is_hash : (t != BPF_MAP_TYPE_ARRAY && t != BPF_MAP_TYPE_PERCPU_ARRAY)) {
 		diag_add(errors, "%s: a map of type %u cannot be carried into \"%s\"; it stays pinned", c->pin,
 			 t, c->name);
 		return -EINVAL;
+	}
+	if (c->info.key_size > EGRESS_CARRY_KEY_MAX) {
+		diag_add(errors, "%s: keys of %u bytes are longer than a carry mark holds (%d); it stays pinned",
+			 c->pin, c->info.key_size, EGRESS_CARRY_KEY_MAX);
+		return -E2BIG;
 	}
 	if (c->info.btf_id) {
 		old_btf = btf__load_from_kernel_by_id(c->info.btf_id);
@@ -1309,8 +1334,10 @@ static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, s
 		r = -ENOMEM;
 	for (size_t i = 0; r == 0 && i < nkeys; i++) {
 		const unsigned char *key = keys + i * c->info.key_size;
-		struct egress_carry ctx = {};
-		int nonzero = 0, bad_entry = 0;
+		struct egress_carry ctx = { .mark = { .src_map_id = c->info.id,
+						      .src_key_size = c->info.key_size } };
+		int nonzero = 0, bad_entry = 0, marked;
+		uint8_t one;
 
 		if (bpf_map_lookup_elem(c->fd, key, vals) < 0) {
 			if (errno != ENOENT)
@@ -1338,11 +1365,18 @@ static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, s
 			ctx.val.bytes += v.bytes;
 		}
 		nonzero = ctx.val.connections || ctx.val.packets || ctx.val.bytes;
-		if (!bad_entry && nonzero) {
+		memcpy(ctx.mark.src_key, key, c->info.key_size);
+		/* Marked: added by a run that died before removing the entry. */
+		marked = bpf_map_lookup_elem(mfd, &ctx.mark, &one) == 0;
+		if (!bad_entry && nonzero && !marked) {
 			int rr = carry_run(k, &ctx);
 
-			if (rr == -ERANGE)
-				bad_entry = 1; /* an array index this version does not have */
+			if (rr == EGRESS_CARRY_RANGE)
+				bad_entry = 1; /* an array index or verdict this version does not have */
+			else if (rr == EGRESS_CARRY_OVERFLOWED)
+				overflowed++;
+			else if (rr == EGRESS_CARRY_MARKED)
+				r = -ENOSPC; /* "carry_marks" full: stale marks (cleared below) */
 			else if (rr < 0)
 				r = rr;
 		}
@@ -1357,7 +1391,11 @@ static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, s
 		if (is_hash ? bpf_map_delete_elem(c->fd, key) < 0 && errno != ENOENT :
 			      nonzero && bpf_map_update_elem(c->fd, key, zeros, BPF_ANY) < 0)
 			r = -errno;
+		else if (bpf_map_delete_elem(mfd, &ctx.mark) < 0 && errno != ENOENT)
+			r = -errno;
 	}
+	if (r == 0 && !bad)
+		carry_marks_clear(k, c->info.id); /* of a run that died between removal and unmarking */
 	free(keys);
 	free(vals);
 	free(zeros);
@@ -1371,6 +1409,10 @@ static int carry_map(struct kern *k, struct kern_carry *c, struct diag *notes, s
 			 "(%d carried over)", c->pin, bad, carried);
 		return -ERANGE;
 	}
+	if (overflowed)
+		diag_add(notes, "%s: %d of its entries did not fit this version's \"%s\" map (%u rows) and "
+			 "went to the overflow row of their verdict (country \"other\")", c->pin, overflowed,
+			 c->name, bpf_map__max_entries(nm));
 	return carried;
 }
 

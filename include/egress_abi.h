@@ -118,17 +118,33 @@ struct egress_counter_val {
  * Program "carry" (BPF_PROG_TYPE_SYSCALL, run with BPF_PROG_TEST_RUN, never attached) adds counts
  * into the live per-CPU maps with the same atomic adds the hooks use, so the daemon can add the
  * counts of a replaced map (an upgrade changed its layout) while the hooks keep counting. Its
- * context is one struct egress_carry (ctx_size_in = sizeof); the program returns 0, or 1 when
- * map/index is out of range. */
+ * context is one struct egress_carry (ctx_size_in = sizeof); it returns an EGRESS_CARRY_* code. */
 #define EGRESS_CARRY_COUNTERS 0 /* key, val -> "counters" (or "overflow" when it is full) */
 #define EGRESS_CARRY_OVERFLOW 1 /* val -> "overflow"[index] */
 #define EGRESS_CARRY_STATS 2 /* val.connections -> "stats"[index] */
+#define EGRESS_CARRY_KEY_MAX 64 /* bytes of a replaced map's key a mark can hold */
+/* Map "carry_marks": BPF_MAP_TYPE_HASH, key struct egress_carry_mark, value __u8 (1): entries of a
+ * replaced map whose counts are added but which are not yet removed from that map. The program
+ * adds the counts and the mark in one run (a process cannot die in between), so a daemon killed
+ * before it removed the entry skips it on the next start instead of adding it twice. */
+#define EGRESS_CARRY_MARKS_MAX 256
+struct egress_carry_mark {
+	__u32 src_map_id; /* kernel id of the replaced map */
+	__u32 src_key_size; /* bytes of src_key in use */
+	__u8 src_key[EGRESS_CARRY_KEY_MAX]; /* the entry's key in the replaced map, zero-padded */
+};
 struct egress_carry {
 	__u32 map; /* EGRESS_CARRY_* */
 	__u32 index; /* array index for OVERFLOW and STATS */
 	struct egress_counter_key key;
 	struct egress_counter_val val;
+	struct egress_carry_mark mark; /* set in "carry_marks" in the same run */
 };
+/* Return values of program "carry". */
+#define EGRESS_CARRY_OK 0
+#define EGRESS_CARRY_RANGE 1 /* unknown map, index or verdict: nothing done */
+#define EGRESS_CARRY_OVERFLOWED 2 /* added, to the overflow slot: "counters" is full */
+#define EGRESS_CARRY_MARKED 3 /* the mark exists already (or the marks map is full): nothing done */
 
 /* ---- Socket decisions ----------------------------------------------------------------------
  * Map "sk_decision": BPF_MAP_TYPE_SK_STORAGE (socket local storage), value struct

@@ -155,6 +155,73 @@ static int pinned(const char *prefix)
 	return system(cmd) == 0;
 }
 
+/* Path of the pin whose name starts with prefix (the first one), in buf; "" if none. */
+static void pin_path_of(const char *prefix, char *buf, size_t size)
+{
+	char cmd[256];
+	FILE *f;
+
+	buf[0] = '\0';
+	snprintf(cmd, sizeof(cmd), "ls %s/%s* 2>/dev/null", PIN, prefix);
+	f = popen(cmd, "r");
+	if (!f)
+		return;
+	if (!fgets(buf, (int)size, f))
+		buf[0] = '\0';
+	pclose(f);
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* The state a daemon killed right after program "carry" ran for old key i leaves: its counts in
+ * the new "counters", its mark in "carry_marks", the entry still in the replaced map. */
+static void fake_interrupted_carry(int i)
+{
+	char oldpin[256];
+	struct old_key ok = old_key_of(i);
+	struct egress_counter_key nk = { .cgroup_id = ok.cgroup_id, .policy_id = ok.policy_id,
+					 .country = (uint16_t)ok.country, .proto = ok.proto,
+					 .verdict = ok.verdict };
+	struct egress_counter_val *v = calloc((size_t)ncpus, sizeof(*v));
+	struct egress_carry_mark mark = { .src_key_size = sizeof(ok) };
+	struct bpf_map_info info = {};
+	uint32_t len = sizeof(info);
+	uint8_t one = 1;
+	int ofd, cfd, mfd;
+
+	pin_path_of("counters-carry-", oldpin, sizeof(oldpin));
+	ofd = bpf_obj_get(oldpin);
+	cfd = bpf_obj_get(PIN "/counters");
+	mfd = bpf_obj_get(PIN "/carry_marks");
+	check(v && ofd >= 0 && cfd >= 0 && mfd >= 0 && bpf_obj_get_info_by_fd(ofd, &info, &len) == 0,
+	      "opening the maps to fake an interrupted carry");
+	for (int c = 0; v && c < ncpus; c++) {
+		v[0].connections += (uint64_t)(i + c + 1);
+		v[0].bytes += 1000ULL * (uint64_t)i + (uint64_t)c;
+	}
+	mark.src_map_id = info.id;
+	memcpy(mark.src_key, &ok, sizeof(ok));
+	check(v && bpf_map_update_elem(cfd, &nk, v, BPF_NOEXIST) == 0 &&
+	      bpf_map_update_elem(mfd, &mark, &one, BPF_NOEXIST) == 0, "faking an interrupted carry: %s",
+	      strerror(errno));
+	free(v);
+	close(ofd);
+	close(cfd);
+	close(mfd);
+}
+
+static int marks_left(void)
+{
+	int fd = bpf_obj_get(PIN "/carry_marks");
+	struct egress_carry_mark m;
+	int n = 0;
+
+	if (fd < 0)
+		return -1;
+	n = bpf_map_get_next_key(fd, NULL, &m) == 0;
+	close(fd);
+	return n;
+}
+
 int main(void)
 {
 	struct old_val *vals;
@@ -262,6 +329,10 @@ int main(void)
 	      "the replaced maps are not kept pinned until carried");
 	check(pinned("geo_gen_v0"), "an earlier version's map was unpinned before the switch");
 
+	/* A daemon was killed after adding old key 2 but before removing it: the carry must skip it
+	 * (its counts are in already) and still add old key 3, which merges into the same row. */
+	fake_interrupted_carry(2);
+
 	/* Carry: every fitting row, summed over CPUs; keys differing only in "hook" add up. */
 	r = kern_carry_over(k, &notes, &errors);
 	dump("carry note", &notes);
@@ -301,20 +372,11 @@ int main(void)
 	diag_free(&notes);
 	diag_free(&errors);
 	{
-		char cmd[256];
 		struct old_key key = old_key_of(0);
+		char path[256];
 
 		key.country = 70000;
-		snprintf(cmd, sizeof(cmd), "ls %s/counters-carry-* 2>/dev/null", PIN);
-		FILE *f = popen(cmd, "r");
-		char path[200] = "";
-
-		if (f) {
-			if (!fgets(path, sizeof(path), f))
-				path[0] = '\0';
-			pclose(f);
-		}
-		path[strcspn(path, "\n")] = '\0';
+		pin_path_of("counters-carry-", path, sizeof(path));
 		fd = bpf_obj_get(path);
 		check(fd >= 0 && bpf_map_delete_elem(fd, &key) == 0, "removing the bad row from %s", path);
 		if (fd >= 0)
@@ -323,6 +385,7 @@ int main(void)
 	r = kern_carry_over(k, &notes, &errors);
 	check(r == 0 && errors.n == 0, "third kern_carry_over: %d, want 0 (nothing left)", r);
 	check(!pinned("counters-carry-"), "the emptied map stays pinned");
+	check(marks_left() == 0, "carry marks left behind after the carry finished");
 	memset(w->seen, 0, sizeof(w->seen));
 	w->n = 0;
 	check(kern_read_counters(k, read_cb, w) == 0 && w->n == NKEYS / 2, "counters changed by the resumed carry");

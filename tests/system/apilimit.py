@@ -106,8 +106,9 @@ def per_uid(env):
         check(again.stdout.strip() == "", "uid 65534 got a 65th connection: %s" % again.stdout)
         ctl = subprocess.run([e2e.EGRESSCTL, "--socket", d.sock, "status"], capture_output=True, text=True,
                              timeout=10, preexec_fn=as_user(65534, 65534))
-        check(ctl.returncode != 0 and "closed the connection without a reply (it does that to a user who "
-              "holds 64 API connections already; see its log)" in ctl.stderr, "egressctl: %r" % ctl.stderr)
+        check(ctl.returncode != 0 and "closed the connection without a reply (it does that when this user "
+              "holds 64 API connections, or all users but root 240; see its log)" in ctl.stderr,
+              "egressctl: %r" % ctl.stderr)
     finally:
         holder.stdin.write("\n")
         holder.stdin.flush()
@@ -143,12 +144,34 @@ def per_uid(env):
                                preexec_fn=as_user(65534, 65534))
         check(again.stdout.strip() == "HTTP/1.1 200 OK", "round %d: closed event streams still hold the uid's "
               "connections: %s" % (rnd, again.stdout))
+    # Several uids within their share cannot together take the connections kept for root:
+    # four uids hold 60 each (240); a fifth uid is refused, root is still served.
+    holders = []
+    try:
+        for uid in (60001, 60002, 60003, 60004):
+            h = subprocess.Popen([PY, "-c", HOLDER, d.sock, "60"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, preexec_fn=as_user(uid, 65534))
+            holders.append(h)
+            check(int(h.stdout.readline()) == 0, "uid %d: a connection within its share was closed" % uid)
+        fifth = subprocess.run([PY, "-c", GETTER, d.sock], capture_output=True, text=True, timeout=10,
+                               preexec_fn=as_user(60005, 65534))
+        check(fifth.stdout.strip() == "", "a fifth uid got one of the connections kept for root")
+        t0 = time.time()
+        check(d.get("/v1/status")["version"], "root not served")
+        check(time.time() - t0 < 2, "root waited %.1f s" % (time.time() - t0))
+    finally:
+        for h in holders:
+            h.stdin.write("\n")
+            h.stdin.flush()
+            h.wait(10)
     log = d.logtext()
+    check(log.count("users other than root hold 240 API connections, all but the 16 kept for root") == 1,
+          "the non-root total is not logged exactly once:\n" + log)
     check(log.count("uid 65534 holds 64 API connections, the limit per uid") == 1,
           "the limit is not logged exactly once:\n" + log)
     d.stop()
-    print("ok     one uid holds at most 64 API connections; another uid and root are still served; "
-          "closed event streams free theirs at once")
+    print("ok     one uid holds at most 64 API connections, all non-root uids 240; another uid and root are "
+          "still served; closed event streams free theirs at once")
 
 
 def main():
