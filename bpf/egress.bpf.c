@@ -41,6 +41,7 @@
 #define EGRESS_SOCK_DGRAM 2
 #define EGRESS_IPPROTO_TCP 6
 #define EGRESS_IPPROTO_UDP 17
+#define EGRESS_TCP_LISTEN 10 /* BPF_TCP_LISTEN, struct bpf_sock state */
 #define EGRESS_ETH_P_IP 0x0800
 #define EGRESS_ETH_P_IPV6 0x86dd
 
@@ -610,10 +611,10 @@ int egress_skb(struct __sk_buff *skb)
 	struct egress_counter_key key = {};
 	struct egress_sk_decision *sd = NULL;
 	struct egress_policy *pol;
-	struct bpf_sock *sk;
+	struct bpf_sock *sk, *fs;
 	__u64 pkts, nbytes;
 	struct pkt p;
-	int full = 0;
+	int full = 0, listener = 0;
 
 	if (parse_pkt(skb, &p) < 0)
 		return 1;
@@ -639,7 +640,12 @@ int egress_skb(struct __sk_buff *skb)
 			count(&sd->key, 0, pkts, nbytes);
 			return 1;
 		}
-		full = bpf_sk_fullsock(sk) != NULL;
+		fs = bpf_sk_fullsock(sk);
+		full = fs != NULL;
+		/* A SYN-ACK: the cgroup hook passes the listener for the request socket
+		 * (__cgroup_bpf_run_filter_skb, sk_to_full_sk). Not a connection of its own: the
+		 * accepted socket counts it, with its first packet. */
+		listener = fs && fs->state == EGRESS_TCP_LISTEN;
 	}
 
 	/* A destination this socket has no decision for: decide by the socket's cgroup. */
@@ -654,14 +660,16 @@ int egress_skb(struct __sk_buff *skb)
 	verdict_of(pol, &p.d, &key);
 	/* A decision counts as a connection only for a full socket (not for the SYN-ACK of a request
 	 * socket or a packet of a timewait socket). */
-	count(&key, full, pkts, nbytes);
-	if (key.verdict == EGRESS_VERDICT_DENY || key.verdict == EGRESS_VERDICT_WOULD_DENY) {
+	count(&key, full && !listener, pkts, nbytes);
+	/* A listener's would_deny is reported by the accepted socket; a deny here is the block. */
+	if (key.verdict == EGRESS_VERDICT_DENY ||
+	    (key.verdict == EGRESS_VERDICT_WOULD_DENY && !listener)) {
 		p.d.port = pkt_dport(skb, &p);
 		send_event(&key, &p.d, EGRESS_HOOK_SKB_EGRESS, skb);
 	}
 	if (key.verdict == EGRESS_VERDICT_DENY)
 		return 0;
-	if (full) {
+	if (full && !listener) {
 		if (!sd)
 			sd = bpf_sk_storage_get(&sk_decision, sk, NULL,
 						BPF_SK_STORAGE_GET_F_CREATE);

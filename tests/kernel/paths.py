@@ -181,6 +181,26 @@ def main():
             run("%s: monitor counts would_deny with its bytes" % name, case, d, env, M, peer + deny_args,
                 xfer_ok(1, size), tcp_want(M, "US", "would_deny", seg))
 
+        # ---- The server side: a server in a policy's cgroup answers a client in a cgroup without
+        # one. The client's address is B (US: the source of a connection to B on lo). The SYN-ACK
+        # goes out on behalf of the listener; one accepted connection is one connection, decided
+        # once, not also at the SYN-ACK (it was counted twice before). Denied, the SYN-ACK is
+        # dropped: the client's connect never completes (EINPROGRESS until its timeout).
+        def server_side(cg, args, want_out, verdict, conns):
+            before = counters(d)
+            out = probe(env, F, "--peer-cgroup", absdir(cg), *args)
+            got = {k: tuple(a - b for a, b in zip(v, before.get(k, (0, 0, 0))))
+                   for k, v in counters(d).items() if v != before.get(k)}
+            check(out[:1] == want_out, "%s: got %s, want %s" % (args, out, want_out))
+            check(set(got) == {(cg, "US", "tcp", verdict)}, "rows changed: %s" % got)
+            c, pk, by = got[(cg, "US", "tcp", verdict)]
+            check(c == conns and pk >= 1 and by >= pk * 40, "server row %s, want %d connection(s) and its "
+                  "packets" % (got, conns))
+        run("TCP server side, monitor: one connection for one accepted client", server_side, M,
+            ["tcp4", "xfer", B, 8080, 1000], ["ok"], "would_deny", 1)
+        run("TCP server side, enforce: the SYN-ACK to a denied client is dropped, no connection forms",
+            server_side, E, ["--timeout-ms", 500, "tcp4", "xfer", B, 8080, 1000], ["EINPROGRESS"], "deny", 0)
+
         # ---- TCP Fast Open: two transfers each (the first fetches the cookie, the second sends
         # data with its SYN). SYN options beyond the usual: cookie request (4 bytes) on the first,
         # the 8-byte cookie (12 bytes) on the second.
