@@ -567,12 +567,15 @@ static int reload(struct egressd *d, struct diag *errors)
 			*a = *b; /* freed with the old configuration below */
 			*b = in_force;
 		}
+		struct kern_sizes now = {};
+
+		kern_sizes_get(d->kern, &now);
 		if (d->cfg.events_ring_bytes != cfg.events_ring_bytes)
-			log_warning("%s: EventsRingBytes= differs from the value in force; it takes effect at the "
-				    "next start", cfg.path);
+			log_warning("%s: EventsRingBytes= differs from the value in force (%u); it takes effect at "
+				    "the next start", cfg.path, now.events);
 		if (d->cfg.counter_entries != cfg.counter_entries)
-			log_warning("%s: CounterEntries= differs from the value in force; it takes effect at the "
-				    "next start", cfg.path);
+			log_warning("%s: CounterEntries= differs from the value in force (%u); it takes effect at "
+				    "the next start", cfg.path, now.counters);
 		cfg.events_ring_bytes = d->cfg.events_ring_bytes;
 		cfg.counter_entries = d->cfg.counter_entries;
 	}

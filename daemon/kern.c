@@ -422,6 +422,18 @@ fail:
 	return r;
 }
 
+void kern_sizes_get(const struct kern *k, struct kern_sizes *ret)
+{
+	*ret = (struct kern_sizes){};
+	if (!k)
+		return;
+	ret->counters = bpf_map__max_entries(k->skel->maps.counters);
+	ret->cgroup_policy = bpf_map__max_entries(k->skel->maps.cgroup_policy);
+	ret->policies = bpf_map__max_entries(k->skel->maps.policies);
+	ret->cidr = bpf_map__max_entries(k->skel->maps.cidr);
+	ret->events = bpf_map__max_entries(k->skel->maps.events);
+}
+
 int kern_adopted(const struct kern *k)
 {
 	return k ? k->adopted : 0;

@@ -71,6 +71,9 @@ int kern_open_pinned(struct kern **ret, const struct kern_sizes *sizes, const ch
  * (also used by egressd --check). */
 int kern_check_pin_path(const char *pin_path, struct diag *errors);
 
+/* The map sizes in force (entries; events: bytes) in *ret; all 0 when k is NULL. */
+void kern_sizes_get(const struct kern *k, struct kern_sizes *ret);
+
 /* Number of maps reused from pins (0: a fresh start). */
 int kern_adopted(const struct kern *k);
 

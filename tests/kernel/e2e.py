@@ -727,7 +727,7 @@ def main():
                     time.sleep(0.05)
                 with open(u.log) as f:
                     full = f.read()
-                check(full.count("CounterEntries= differs from the value in force") == n,
+                check(full.count("CounterEntries= differs from the value in force (4096)") == n,
                       "reload %d: no reminder that CounterEntries= waits for the next start" % n)
             info = json.loads(subprocess.run(["bpftool", "-j", "map", "show", "pinned",
                                               os.path.join(u.pins, "counters")],
