@@ -1970,6 +1970,9 @@ out:
 		*ret = l.c;
 		memset(&l.c, 0, sizeof(l.c));
 	}
+	/* An invalid configuration has no *ret to carry its warnings: they follow the errors. */
+	for (size_t i = 0; i < l.c.warnings.n; i++)
+		diag_add(&l.errors, "warning: %s", l.c.warnings.msgs[i]);
 	diag_move(errors, &l.errors);
 	config_free(&l.c);
 	free(l.buf);

@@ -81,6 +81,8 @@ struct config {
  * config_free), or -EINVAL with every problem appended to errors as "FILE:LINE: message" (all
  * files are read to the end so all errors are reported at once), or another negative errno when a
  * file cannot be read (also appended to errors as "FILE: message"). *ret is untouched on failure.
+ * Warnings (valid settings without effect) are in ret->warnings on success; on failure they follow
+ * the errors, as "warning: FILE:LINE: message".
  *
  * Syntax (systemd-style, enforced by our own line reader whatever inih's build options are):
  * "[Name]" section lines, "Key=value" lines, comment lines starting with '#' or ';', blank lines;

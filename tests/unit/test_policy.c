@@ -1303,6 +1303,20 @@ static void test_local_cidr_warnings(void **state)
 		assert_non_null(strstr(c.warnings.msgs[i], "which are always allowed: this exception has no effect"));
 	}
 	config_free(&c);
+
+	/* In a configuration that is invalid elsewhere the warning still comes, after the errors. */
+	make_tree("localcidr-bad", NULL, NULL,
+		  (const struct pfile[]){ { "p.conf", "[Policy]\nName=w\nCgroup=w.slice\nAllowCountry=UK\n"
+						      "DenyCIDR=224.0.0.0/24\n" }, {} },
+		  dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/egressd.conf", dir);
+	assert_int_equal(config_load(path, &c, &d), -EINVAL);
+	print_diag(&d);
+	assert_int_equal(d.n, 2);
+	assert_non_null(strstr(d.msgs[0], "p.conf:4: AllowCountry: "));
+	assert_true(strncmp(d.msgs[1], "warning: ", 9) == 0);
+	assert_non_null(strstr(d.msgs[1], "p.conf:5: DenyCIDR: 224.0.0.0/24 holds only local destinations"));
+	diag_free(&d);
 }
 
 static void parse_addr(const char *s, int *family, uint8_t a[16])
