@@ -863,11 +863,19 @@ static int cmd_reload(int argc, char **argv)
 	if (arg_json)
 		print_json(o);
 	if (good) {
+		json_object *warns = NULL;
+
 		if (!arg_json) {
 			if (json_object_object_get_ex(o, "generation", &gen))
 				printf("reload ok: generation %s\n", json_object_get_string(gen));
 			else
 				printf("reload ok\n");
+			/* What the reload did not do although the files say so. */
+			if (json_object_object_get_ex(o, "warnings", &warns) &&
+			    json_object_is_type(warns, json_type_array))
+				for (size_t i = 0; i < json_object_array_length(warns); i++)
+					fprintf(stderr, "warning: %s\n",
+						json_object_get_string(json_object_array_get_idx(warns, i)));
 		}
 	} else {
 		if (json_object_object_get_ex(o, "generation", &gen))

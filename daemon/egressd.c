@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <grp.h>
@@ -85,6 +86,7 @@ struct egressd {
 	uint64_t reload_failures;
 	struct diag last_errors; /* of the last failed reload; empty after a good one */
 	int last_reload_ok;
+	struct diag last_warnings; /* warnings of the last reload attempt (also logged) */
 
 	struct resolved *res;
 	size_t nres;
@@ -477,6 +479,24 @@ static int compile_geo_watched(const struct config *cfg, uint64_t generation, st
 	return 0;
 }
 
+/* A warning of the reload in progress: logged, and kept for the reply and /v1/status. */
+static void reload_warn(struct egressd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reload_warn(struct egressd *d, const char *fmt, ...)
+{
+	va_list ap;
+	char *m = NULL;
+
+	va_start(ap, fmt);
+	if (vasprintf(&m, fmt, ap) < 0)
+		m = NULL;
+	va_end(ap);
+	if (!m)
+		return;
+	log_warning("%s", m);
+	diag_add(&d->last_warnings, "%s", m);
+	free(m);
+}
+
 /* Parse and compile everything, then switch the kernel to it. On failure nothing running changes
  * (unless the kernel itself refuses an update, reported in errors). */
 static int reload(struct egressd *d, struct diag *errors)
@@ -490,11 +510,12 @@ static int reload(struct egressd *d, struct diag *errors)
 	size_t nres = 0;
 	int geo_new = 0, r;
 
+	diag_free(&d->last_warnings);
 	r = config_load(d->config_path, &cfg, errors);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < cfg.warnings.n; i++)
-		log_warning("%s", cfg.warnings.msgs[i]);
+		reload_warn(d, "%s", cfg.warnings.msgs[i]);
 	r = check_geo_paths(&cfg, errors);
 	if (r < 0)
 		goto fail;
@@ -509,7 +530,7 @@ static int reload(struct egressd *d, struct diag *errors)
 	} else {
 		r = compile_geo_watched(&cfg, d->generation + 1, &geo, &img, errors, &warnings);
 		for (size_t i = 0; i < warnings.n; i++)
-			log_warning("%s", warnings.msgs[i]);
+			reload_warn(d, "%s", warnings.msgs[i]);
 		diag_free(&warnings);
 		if (r < 0)
 			goto fail;
@@ -562,7 +583,7 @@ static int reload(struct egressd *d, struct diag *errors)
 			char *in_force = *a;
 
 			if (strcmp(*a ? *a : "", *b ? *b : "") != 0)
-				log_warning("%s: %s= differs from the value in force (%s); it takes effect at the next "
+				reload_warn(d, "%s: %s= differs from the value in force (%s); it takes effect at the next "
 					    "start", cfg.path, start_only[i].key, *a ? *a : "");
 			*a = *b; /* freed with the old configuration below */
 			*b = in_force;
@@ -571,10 +592,10 @@ static int reload(struct egressd *d, struct diag *errors)
 
 		kern_sizes_get(d->kern, &now);
 		if (d->cfg.events_ring_bytes != cfg.events_ring_bytes)
-			log_warning("%s: EventsRingBytes= differs from the value in force (%u); it takes effect at "
+			reload_warn(d, "%s: EventsRingBytes= differs from the value in force (%u); it takes effect at "
 				    "the next start", cfg.path, now.events);
 		if (d->cfg.counter_entries != cfg.counter_entries)
-			log_warning("%s: CounterEntries= differs from the value in force (%u); it takes effect at "
+			reload_warn(d, "%s: CounterEntries= differs from the value in force (%u); it takes effect at "
 				    "the next start", cfg.path, now.counters);
 		cfg.events_ring_bytes = d->cfg.events_ring_bytes;
 		cfg.counter_entries = d->cfg.counter_entries;
@@ -817,6 +838,16 @@ static void op_access_denied(void *userdata, const struct api_denial *a)
 		    (int)a->pid, (unsigned)a->uid, (unsigned)a->gid, a->role, a->reason);
 }
 
+/* The messages of d as a JSON array of strings. */
+static json_object *diag_json(const struct diag *dg)
+{
+	json_object *a = json_object_new_array();
+
+	for (size_t i = 0; a && i < dg->n; i++)
+		json_object_array_add(a, json_object_new_string(dg->msgs[i]));
+	return a;
+}
+
 static int op_status(void *userdata, json_object **ret, char **ret_err)
 {
 	struct egressd *d = userdata;
@@ -888,6 +919,7 @@ static int op_status(void *userdata, json_object **ret, char **ret_err)
 	for (size_t i = 0; i < d->last_errors.n; i++)
 		json_object_array_add(errs, json_object_new_string(d->last_errors.msgs[i]));
 	json_object_object_add(lr, "errors", errs);
+	json_object_object_add(lr, "warnings", diag_json(&d->last_warnings));
 	json_object_object_add(o, "last_reload", lr);
 	json_object_object_add(o, "provenance", provenance_json(d));
 	*ret = o;
@@ -1135,6 +1167,7 @@ static int op_reload(void *userdata, json_object **ret, char **ret_err)
 	for (size_t i = 0; i < errors.n; i++)
 		json_object_array_add(e, json_object_new_string(errors.msgs[i]));
 	json_object_object_add(o, "errors", e);
+	json_object_object_add(o, "warnings", diag_json(&d->last_warnings));
 	diag_free(&errors);
 	*ret = o;
 	return 0;
@@ -1558,6 +1591,7 @@ static void egressd_free(struct egressd *d, int keep)
 	id_names_free(&d->cgnames, &d->ncgnames);
 	id_names_free(&d->polnames, &d->npolnames);
 	diag_free(&d->last_errors);
+	diag_free(&d->last_warnings);
 	free(d->cgmount);
 	sd_event_unref(d->event);
 }

@@ -721,10 +721,18 @@ def main():
             u.edit_conf("CounterEntries=4096", "CounterEntries=8192")
             for n in (1, 2):
                 gen = u.get("/v1/status")["generation"]
-                os.kill(u.proc.pid, signal.SIGHUP)
+                if n == 1:
+                    os.kill(u.proc.pid, signal.SIGHUP)
+                else:  # egressctl shows the warnings of its reload, /v1/status keeps them
+                    r = subprocess.run([EGRESSCTL, "--socket", u.sock, "reload"], capture_output=True,
+                                       text=True, timeout=30)
+                    check(r.returncode == 0 and "warning: " in r.stderr and
+                          "CounterEntries= differs from the value in force (4096)" in r.stderr, r.stderr)
                 deadline = time.time() + 10
                 while u.get("/v1/status")["generation"] == gen and time.time() < deadline:
                     time.sleep(0.05)
+                lr = u.get("/v1/status")["last_reload"]
+                check(lr["ok"] and any("CounterEntries= differs" in w for w in lr["warnings"]), lr)
                 with open(u.log) as f:
                     full = f.read()
                 check(full.count("CounterEntries= differs from the value in force (4096)") == n,
