@@ -660,7 +660,9 @@ int egress_skb(struct __sk_buff *skb)
 	verdict_of(pol, &p.d, &key);
 	/* A decision counts as a connection only for a full socket (not for the SYN-ACK of a request
 	 * socket or a packet of a timewait socket). */
-	count(&key, full && !listener, pkts, nbytes);
+	/* A denied SYN-ACK is dropped: no accepted socket will ever count this attempt, so each
+	 * dropped SYN-ACK (first and retransmitted) is one denied attempt, with its event. */
+	count(&key, full && (!listener || key.verdict == EGRESS_VERDICT_DENY), pkts, nbytes);
 	/* A listener's would_deny is reported by the accepted socket; a deny here is the block. */
 	if (key.verdict == EGRESS_VERDICT_DENY ||
 	    (key.verdict == EGRESS_VERDICT_WOULD_DENY && !listener)) {

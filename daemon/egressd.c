@@ -511,7 +511,19 @@ static int reload(struct egressd *d, struct diag *errors)
 	int geo_new = 0, r;
 
 	diag_free(&d->last_warnings);
-	r = config_load(d->config_path, &cfg, errors);
+	{
+		struct diag all = {};
+
+		r = config_load(d->config_path, &cfg, &all);
+		/* an invalid configuration's warnings follow its errors, prefixed "warning: " */
+		for (size_t i = 0; i < all.n; i++) {
+			if (strncmp(all.msgs[i], "warning: ", 9) == 0)
+				reload_warn(d, "%s", all.msgs[i] + 9);
+			else
+				diag_add(errors, "%s", all.msgs[i]);
+		}
+		diag_free(&all);
+	}
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < cfg.warnings.n; i++)
@@ -584,7 +596,7 @@ static int reload(struct egressd *d, struct diag *errors)
 
 			if (strcmp(*a ? *a : "", *b ? *b : "") != 0)
 				reload_warn(d, "%s: %s= differs from the value in force (%s); it takes effect at the next "
-					    "start", cfg.path, start_only[i].key, *a ? *a : "");
+					    "start", cfg.path, start_only[i].key, *a && **a ? *a : "empty");
 			*a = *b; /* freed with the old configuration below */
 			*b = in_force;
 		}
@@ -1700,8 +1712,8 @@ int egressd_run(const struct egressd_args *args)
 	}
 	for (size_t i = 0; i < warnings.n; i++)
 		log_warning("%s", warnings.msgs[i]);
-	diag_free(&warnings);
 	if (r < 0) {
+		diag_free(&warnings);
 		for (size_t i = 0; i < errors.n; i++)
 			log_error("%s", errors.msgs[i]);
 		diag_free(&errors);
@@ -1728,6 +1740,10 @@ int egressd_run(const struct egressd_args *args)
 		goto out;
 	}
 	diag_free(&errors);
+	/* The start's own warnings (maps replaced) belong to its last_reload too (already logged). */
+	for (size_t i = 0; i < warnings.n; i++)
+		diag_add(&d.last_warnings, "%s", warnings.msgs[i]);
+	diag_free(&warnings);
 	/* An upgrade changed a counting map's layout: the earlier run's links now run this version's
 	 * programs, so the old map is final and its counts go into the new one. */
 	{
@@ -1831,6 +1847,7 @@ out:
 	for (size_t i = 0; i < errors.n; i++)
 		log_error("%s", errors.msgs[i]);
 	diag_free(&errors);
+	diag_free(&warnings);
 	egressd_free(&d, keep);
 	free(pin_path);
 	return exit_code;

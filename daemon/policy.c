@@ -1135,7 +1135,15 @@ static bool cidr_all_local(const struct policy_cidr *c)
 		return true; /* :: and ::1 */
 	if (c->plen >= 10 && c->addr[0] == 0xfe && (c->addr[1] & 0xc0) == 0x80)
 		return true; /* inside fe80::/10 */
-	return c->plen >= 16 && c->addr[0] == 0xff && (c->addr[1] & 0x0f) <= 2; /* multicast, scope <= 2 */
+	/* Multicast of scope <= 2 (the low nibble of the second byte): a prefix of 12 to 16 bits
+	 * leaves the low 16 - plen bits of that nibble free; all its scopes must be <= 2 (ff00::/15
+	 * is scopes 0 and 1). */
+	if (c->addr[0] == 0xff && c->plen >= 12) {
+		unsigned free_bits = c->plen >= 16 ? 0 : 16u - c->plen;
+
+		return ((c->addr[1] & 0x0fu) | ((1u << free_bits) - 1u)) <= 2;
+	}
+	return false;
 }
 
 static void lwarn(struct loader *l, unsigned line, const char *fmt, ...)

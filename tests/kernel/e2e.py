@@ -451,12 +451,16 @@ def main():
         def failed_reload_keeps_state():
             before = d.counters()
             gen = d.get("/v1/status")["generation"]
-            d.write_policies([policy("t-enforce", cg_enf, "enforce", "DE D3")])
+            d.write_policies([policy("t-enforce", cg_enf, "enforce", "DE D3", "DenyCIDR=224.0.0.0/24")])
             status, body = d.request("POST", "/v1/reload")
             r = json.loads(body)
             check(status == 200 and r["ok"] is False, (status, body))
-            check(any("00.conf:" in e and "D3" in e for e in r["errors"]), r["errors"])
+            # the one error in errors; the warning of the same file in warnings, not among the errors
+            check(len(r["errors"]) == 1 and "00.conf:" in r["errors"][0] and "D3" in r["errors"][0], r)
+            check(len(r["warnings"]) == 1 and r["warnings"][0].find("00.conf:6: DenyCIDR: 224.0.0.0/24") > 0, r)
             st = d.get("/v1/status")
+            check(st["last_reload"]["errors"] == r["errors"] and st["last_reload"]["warnings"] == r["warnings"],
+                  st["last_reload"])
             check(st["generation"] == gen and st["reload_failures"] == 1, st)
             check(d.counters() == before, "counters changed by a failed reload")
             out = probe(env, cg_enf, "tcp4", "connect", "198.51.100.10", 443)
@@ -690,6 +694,9 @@ def main():
             check("CounterEntries= differs" not in log, log)
             check("/counters: the pinned map's layout differs" in log and "max_entries 2048 -> 4096" in log, log)
             check("/events: the pinned ring buffer's layout differs" in log and "unread events are read from" in log, log)
+            lr = u.get("/v1/status")["last_reload"]
+            check(any("/counters: the pinned map's layout differs" in w for w in lr["warnings"]),
+                  "the start's warnings are not in last_reload: %s" % lr)
             check("entries carried over into this version's \"counters\" map" in log, log)
             want = 5 + 7 + during
             print("  upgrade: %d connects during the switch" % during)

@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import e2e  # noqa: E402
@@ -185,7 +186,9 @@ def main():
         # one. The client's address is B (US: the source of a connection to B on lo). The SYN-ACK
         # goes out on behalf of the listener; one accepted connection is one connection, decided
         # once, not also at the SYN-ACK (it was counted twice before). Denied, the SYN-ACK is
-        # dropped: the client's connect never completes (EINPROGRESS until its timeout).
+        # dropped: the client's connect never completes (EINPROGRESS until its timeout), and each
+        # dropped SYN-ACK (the first and the kernel's retransmissions) is one denied attempt, as
+        # many as its deny events.
         def server_side(cg, args, want_out, verdict, conns):
             before = counters(d)
             out = probe(env, F, "--peer-cgroup", absdir(cg), *args)
@@ -194,12 +197,26 @@ def main():
             check(out[:1] == want_out, "%s: got %s, want %s" % (args, out, want_out))
             check(set(got) == {(cg, "US", "tcp", verdict)}, "rows changed: %s" % got)
             c, pk, by = got[(cg, "US", "tcp", verdict)]
-            check(c == conns and pk >= 1 and by >= pk * 40, "server row %s, want %d connection(s) and its "
+            want_c = pk if conns == "per-packet" else conns
+            check(c == want_c and pk >= 1 and by >= pk * 40, "server row %s, want %s connection(s) and its "
                   "packets" % (got, conns))
+            if verdict == "deny":  # counters and events agree: one event per denied attempt
+                deadline = time.time() + 3  # events reach the daemon within its 100 ms drain
+                while True:
+                    status, body = d.request("GET", "/v1/events?" + urllib.parse.urlencode(
+                        {"cgroup": cg, "verdict": "deny"}))
+                    evs = [json.loads(line) for line in body.splitlines() if line.strip()]
+                    n = sum(1 for e in evs if e.get("hook") == "egress" and e.get("protocol") == "tcp" and
+                            e.get("dst") == B)
+                    if n >= c or time.time() > deadline:
+                        break
+                    time.sleep(0.1)
+                check(status == 200 and n == c, "%d deny events for %d denied attempts" % (n, c))
         run("TCP server side, monitor: one connection for one accepted client", server_side, M,
             ["tcp4", "xfer", B, 8080, 1000], ["ok"], "would_deny", 1)
-        run("TCP server side, enforce: the SYN-ACK to a denied client is dropped, no connection forms",
-            server_side, E, ["--timeout-ms", 500, "tcp4", "xfer", B, 8080, 1000], ["EINPROGRESS"], "deny", 0)
+        run("TCP server side, enforce: each SYN-ACK to a denied client is dropped and counted, no connection forms",
+            server_side, E, ["--timeout-ms", 1500, "tcp4", "xfer", B, 8080, 1000], ["EINPROGRESS"], "deny",
+            "per-packet")
 
         # ---- TCP Fast Open: two transfers each (the first fetches the cookie, the second sends
         # data with its SYN). SYN options beyond the usual: cookie request (4 bytes) on the first,

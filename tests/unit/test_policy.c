@@ -1276,7 +1276,8 @@ static void test_local_cidr_warnings(void **state)
 		"[Policy]\nName=w\nCgroup=w.slice\n"
 		"DenyCIDR=224.0.0.0/24 169.254.0.0/16 fe80::/64\n"
 		"AllowCIDR=127.0.0.1/32 255.255.255.255/32 ff02::fb/128 ff12::/16\n"
-		"DenyCIDR=0.0.0.0/0 224.0.0.0/4 ff00::/8 ff05::/16 169.254.0.0/15 ::/128 fe80::/9\n";
+		"DenyCIDR=0.0.0.0/0 224.0.0.0/4 ff00::/8 ff05::/16 169.254.0.0/15 ::/128 fe80::/9\n"
+		"DenyCIDR=ff00::/15 ff02::/15 ff00::/14 ff10::/15 ff00::/12\n";
 	static const char *const want[] = {
 		"p.conf:4: DenyCIDR: 224.0.0.0/24 holds",
 		"p.conf:4: DenyCIDR: 169.254.0.0/16 holds",
@@ -1286,6 +1287,8 @@ static void test_local_cidr_warnings(void **state)
 		"p.conf:5: AllowCIDR: ff02::fb/128 holds",
 		"p.conf:5: AllowCIDR: ff12::/16 holds",
 		"p.conf:6: DenyCIDR: ::/128 holds",
+		"p.conf:7: DenyCIDR: ff00::/15 holds", /* scopes 0 and 1 */
+		"p.conf:7: DenyCIDR: ff10::/15 holds", /* flag 1, scopes 0 and 1 */
 	};
 	struct config c = {};
 	struct diag d = {};
