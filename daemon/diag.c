@@ -8,14 +8,18 @@
 void diag_add(struct diag *d, const char *fmt, ...)
 {
 	va_list ap;
-	char *s = NULL;
-	char **v;
-	int r;
 
 	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
+	diag_addv(d, fmt, ap);
 	va_end(ap);
-	if (r < 0)
+}
+
+void diag_addv(struct diag *d, const char *fmt, va_list ap)
+{
+	char *s = NULL;
+	char **v;
+
+	if (vasprintf(&s, fmt, ap) < 0)
 		return;
 	v = realloc(d->msgs, (d->n + 1) * sizeof(*v));
 	if (!v) {

@@ -6,6 +6,7 @@
 #ifndef EGRESSD_DIAG_H
 #define EGRESSD_DIAG_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct diag {
@@ -16,6 +17,9 @@ struct diag {
 /* Append one printf-formatted message. On out-of-memory the message is dropped; the caller's
  * error return still reports the failure. */
 void diag_add(struct diag *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* diag_add with a va_list (ap is consumed). */
+void diag_addv(struct diag *d, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 /* Move all messages of src to the end of dst; src is left empty. */
 void diag_move(struct diag *dst, struct diag *src);

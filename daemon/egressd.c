@@ -483,18 +483,14 @@ static int compile_geo_watched(const struct config *cfg, uint64_t generation, st
 static void reload_warn(struct egressd *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reload_warn(struct egressd *d, const char *fmt, ...)
 {
+	size_t n = d->last_warnings.n;
 	va_list ap;
-	char *m = NULL;
 
 	va_start(ap, fmt);
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
+	diag_addv(&d->last_warnings, fmt, ap);
 	va_end(ap);
-	if (!m)
-		return;
-	log_warning("%s", m);
-	diag_add(&d->last_warnings, "%s", m);
-	free(m);
+	if (d->last_warnings.n > n)
+		log_warning("%s", d->last_warnings.msgs[n]);
 }
 
 /* Parse and compile everything, then switch the kernel to it. On failure nothing running changes
